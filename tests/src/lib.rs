@@ -1,0 +1,1 @@
+//! Real two-cluster test environment for sync.
