@@ -40,7 +40,10 @@ pub struct DeletionBudget {
 
 impl Default for DeletionBudget {
     fn default() -> Self {
-        DeletionBudget { max_deletions: 20, window: Duration::from_secs(60) }
+        DeletionBudget {
+            max_deletions: 20,
+            window: Duration::from_secs(60),
+        }
     }
 }
 
@@ -177,7 +180,10 @@ impl SyncConfig {
     /// Sets [`SyncConfig::deletion_budget`].
     #[must_use]
     pub fn deletion_budget(mut self, max_deletions: u32, window: Duration) -> Self {
-        self.deletion_budget = DeletionBudget { max_deletions, window };
+        self.deletion_budget = DeletionBudget {
+            max_deletions,
+            window,
+        };
         self
     }
 }

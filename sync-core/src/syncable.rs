@@ -103,4 +103,10 @@ pub trait Syncable:
     /// The spec of a new local object: synced fields from the remote spec, local-only fields at
     /// their default.
     fn new_local_spec(remote: &Self::Spec) -> Self::Spec;
+
+    /// The typed reconciler of this kind, starting from [`Syncable::defaults`]; every value
+    /// can be overridden through the builder before it runs.
+    fn reconciler(remote: kube::Client, local: kube::Client) -> crate::SyncBuilder<Self> {
+        crate::SyncBuilder::new(remote, local)
+    }
 }

@@ -1,0 +1,82 @@
+/// Every key the controller reads or writes, derived from the annotation domain.
+///
+/// With the default domain `cloud.teleport.dev` the first five are exactly the Go original's
+/// strings, so an existing management plane works unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    /// Annotation on the remote object: remote `metadata.generation` whose spec is applied.
+    pub remote_generation: String,
+    /// Annotation on the remote object: local `metadata.generation` right after that apply.
+    pub local_generation: String,
+    /// Finalizer on the remote object.
+    pub finalizer: String,
+    /// Annotation on a local namespace the controller created; its value is the local name.
+    pub owner: String,
+    /// Annotation set by people on either side: `"true"` stops every write for the object.
+    pub paused: String,
+    /// Annotation on the local object: the label and annotation keys copied from the remote
+    /// object, so that a key removed remotely is removed locally while keys added by local
+    /// actors are kept. (Not in the Go original, which overwrites the local maps.)
+    pub managed: String,
+    /// Annotation on the remote object: the resource versions of the local secrets last sent
+    /// up, so unchanged secrets are not written again after a restart. (Not in the original.)
+    pub secret_versions: String,
+    /// The domain itself followed by '/': every key with this prefix is the controller's own
+    /// and never copied between clusters.
+    pub prefix: String,
+}
+
+impl Keys {
+    /// The keys of a domain.
+    pub fn new(domain: &str) -> Self {
+        let k = |s: &str| format!("{domain}/{s}");
+        Keys {
+            remote_generation: k("sync-remote-generation"),
+            local_generation: k("sync-local-generation"),
+            finalizer: k("sync-local"),
+            owner: k("sync-owner"),
+            paused: k("paused"),
+            managed: k("sync-managed-keys"),
+            secret_versions: k("sync-secret-versions"),
+            prefix: k(""),
+        }
+    }
+
+    /// Whether a label or annotation key is copied from the remote object to the local one.
+    pub fn is_copied(&self, key: &str) -> bool {
+        !key.starts_with(&self.prefix) && key != LAST_APPLIED
+    }
+}
+
+/// kubectl's client-side apply record, which describes the remote object and is never copied.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_domain_keys_are_the_go_originals() {
+        let k = Keys::new(crate::DEFAULT_DOMAIN);
+        assert_eq!(
+            k.remote_generation,
+            "cloud.teleport.dev/sync-remote-generation"
+        );
+        assert_eq!(
+            k.local_generation,
+            "cloud.teleport.dev/sync-local-generation"
+        );
+        assert_eq!(k.finalizer, "cloud.teleport.dev/sync-local");
+        assert_eq!(k.owner, "cloud.teleport.dev/sync-owner");
+        assert_eq!(k.paused, "cloud.teleport.dev/paused");
+    }
+
+    #[test]
+    fn own_keys_and_last_applied_are_not_copied() {
+        let k = Keys::new("acme.dev");
+        assert!(!k.is_copied("acme.dev/paused"));
+        assert!(!k.is_copied(LAST_APPLIED));
+        assert!(k.is_copied("app.kubernetes.io/name"));
+        assert!(k.is_copied("acme.dev.other/x"));
+    }
+}

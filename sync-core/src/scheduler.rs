@@ -1,0 +1,307 @@
+//! A keyed work queue: each key is reconciled by at most one task at a time, up to
+//! `concurrency` keys in parallel, with prompt retries for conflicts and capped exponential
+//! backoff with jitter for failures.
+//!
+//! kube-runtime's `Controller` only reconciles objects present in its cache, but clean-up must
+//! run for a remote object that is no longer there; hence this small queue of our own, built
+//! on tokio's `JoinSet` and tokio-util's `DelayQueue`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::hash::Hash;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::time::{DelayQueue, delay_queue};
+
+/// How a reconcile ended, as far as scheduling is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing more to do until something changes.
+    Done,
+    /// Look again after this long (something is in progress on an API server).
+    RequeueAfter(Duration),
+    /// An optimistic-concurrency conflict: retry promptly.
+    Conflict,
+    /// A failure: retry with backoff.
+    Failed,
+}
+
+/// Backoff of failed keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `failures` consecutive failures, with jitter in [50%, 100%].
+    pub fn delay(&self, failures: u32) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+        let capped = exp.min(self.max);
+        capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+}
+
+const CONFLICT_DELAY: Duration = Duration::from_millis(50);
+
+struct Queue<Key> {
+    ready: VecDeque<Key>,
+    queued: HashSet<Key>,
+    delayed: DelayQueue<Key>,
+    delayed_keys: HashMap<Key, delay_queue::Key>,
+    running: HashSet<Key>,
+    dirty: HashSet<Key>,
+    failures: HashMap<Key, u32>,
+}
+
+impl<Key: Clone + Eq + Hash> Queue<Key> {
+    fn now(&mut self, key: Key) {
+        if self.running.contains(&key) {
+            self.dirty.insert(key);
+            return;
+        }
+        if let Some(dk) = self.delayed_keys.remove(&key) {
+            self.delayed.remove(&dk);
+        }
+        if self.queued.insert(key.clone()) {
+            self.ready.push_back(key);
+        }
+    }
+
+    fn later(&mut self, key: Key, delay: Duration) {
+        if self.queued.contains(&key) {
+            return;
+        }
+        match self.delayed_keys.get(&key) {
+            Some(dk) => self.delayed.reset(
+                dk,
+                delay.min(
+                    self.delayed
+                        .deadline(dk)
+                        .duration_since(tokio::time::Instant::now()),
+                ),
+            ),
+            None => {
+                let dk = self.delayed.insert(key.clone(), delay);
+                self.delayed_keys.insert(key, dk);
+            }
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.ready.len() + self.delayed_keys.len()
+    }
+}
+
+/// Runs the queue until `shutdown` resolves, then lets running reconciles finish for up to
+/// `deadline` and aborts the rest.
+pub(crate) async fn run<Key, F, Fut>(
+    keys: &mut mpsc::UnboundedReceiver<Key>,
+    initial: impl IntoIterator<Item = Key>,
+    concurrency: usize,
+    backoff: Backoff,
+    reconcile: F,
+    mut on_depth: impl FnMut(usize),
+    shutdown: impl Future<Output = ()>,
+    deadline: Duration,
+) where
+    Key: Clone + Eq + Hash + Send + 'static,
+    F: Fn(Key) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let mut q = Queue {
+        ready: VecDeque::new(),
+        queued: HashSet::new(),
+        delayed: DelayQueue::new(),
+        delayed_keys: HashMap::new(),
+        running: HashSet::new(),
+        dirty: HashSet::new(),
+        failures: HashMap::new(),
+    };
+    for key in initial {
+        q.now(key);
+    }
+    let mut tasks: JoinSet<(Key, Outcome)> = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while tasks.len() < concurrency.max(1) {
+            let Some(key) = q.ready.pop_front() else {
+                break;
+            };
+            q.queued.remove(&key);
+            q.running.insert(key.clone());
+            let fut = reconcile(key.clone());
+            tasks.spawn(async move { (key, fut.await) });
+        }
+        on_depth(q.depth());
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(key) = keys.recv() => q.now(key),
+            Some(expired) = q.delayed.next(), if !q.delayed.is_empty() => {
+                let key = expired.into_inner();
+                q.delayed_keys.remove(&key);
+                q.now(key);
+            }
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                let Ok((key, outcome)) = joined else { continue };
+                q.running.remove(&key);
+                let dirty = q.dirty.remove(&key);
+                match outcome {
+                    Outcome::Done | Outcome::RequeueAfter(_) | Outcome::Conflict => {
+                        q.failures.remove(&key);
+                    }
+                    Outcome::Failed => {}
+                }
+                match outcome {
+                    _ if dirty && outcome != Outcome::Failed => q.now(key),
+                    Outcome::Done => {}
+                    Outcome::RequeueAfter(d) => q.later(key, d),
+                    Outcome::Conflict => q.later(key, CONFLICT_DELAY),
+                    Outcome::Failed => {
+                        let n = q.failures.entry(key.clone()).or_default();
+                        *n += 1;
+                        let delay = backoff.delay(*n);
+                        q.later(key, delay);
+                    }
+                }
+            }
+        }
+    }
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(deadline, drain).await.is_err() {
+        tracing::warn!(
+            running = tasks.len(),
+            "shutdown deadline passed; aborting running reconciles"
+        );
+        tasks.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        assert!(b.delay(1) <= Duration::from_millis(100));
+        assert!(b.delay(1) >= Duration::from_millis(50));
+        assert!(b.delay(4) >= Duration::from_millis(400));
+        assert!(b.delay(40) <= Duration::from_secs(2));
+        assert!(b.delay(40) >= Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_key_is_never_reconciled_twice_at_once_and_reruns_when_dirty() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let active = Arc::new(Mutex::new(HashSet::new()));
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (a, r) = (active.clone(), runs.clone());
+        let handle = tokio::spawn(async move {
+            run(
+                &mut rx,
+                [],
+                4,
+                Backoff::default(),
+                move |key: u32| {
+                    let (a, r) = (a.clone(), r.clone());
+                    async move {
+                        assert!(a.lock().unwrap().insert(key), "key {key} ran twice at once");
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        a.lock().unwrap().remove(&key);
+                        r.lock().unwrap().push(key);
+                        Outcome::Done
+                    }
+                },
+                |_| {},
+                async {
+                    stop_rx.await.ok();
+                },
+                Duration::from_secs(1),
+            )
+            .await
+        });
+        for _ in 0..5 {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop_tx.send(()).unwrap();
+        handle.await.unwrap();
+        let runs = runs.lock().unwrap();
+        let ones = runs.iter().filter(|k| **k == 1).count();
+        // Five triggers within one run coalesce: the first run, then one rerun for the rest.
+        assert!((2..=3).contains(&ones), "key 1 ran {ones} times: {runs:?}");
+    }
+
+    #[tokio::test]
+    async fn failures_are_retried_with_backoff() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let r = runs.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            run(
+                &mut rx,
+                [],
+                1,
+                Backoff {
+                    initial: Duration::from_millis(20),
+                    max: Duration::from_millis(80),
+                },
+                move |_: u32| {
+                    let r = r.clone();
+                    async move {
+                        r.lock().unwrap().push(tokio::time::Instant::now());
+                        Outcome::Failed
+                    }
+                },
+                |_| {},
+                async {
+                    stop_rx.await.ok();
+                },
+                Duration::from_secs(1),
+            )
+            .await
+        });
+        tx.send(7).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stop_tx.send(()).unwrap();
+        handle.await.unwrap();
+        let runs = runs.lock().unwrap();
+        assert!(runs.len() >= 4, "only {} retries", runs.len());
+        // Capped: never more than 80 ms apart (plus scheduling slack), never a hot loop.
+        for w in runs.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(gap >= Duration::from_millis(10), "retried after {gap:?}");
+        }
+        assert!(
+            runs.len() < 40,
+            "{} retries in 600 ms is a hot loop",
+            runs.len()
+        );
+    }
+}
