@@ -1,15 +1,38 @@
 //! Keep a Kubernetes custom resource in sync between a management cluster (the *remote*) and a
 //! regional cluster (the *local*).
 //!
-//! Start with [`Syncable`]: put `#[derive(Syncable)]` and `#[sync(...)]` on your CRD's spec, and
-//! run the reconciler that the derive gives you.
+//! - `spec`, labels and annotations go down: the controller creates and updates a local copy
+//!   of every remote object it is responsible for, and the local namespace it lives in;
+//! - `status` and selected short-lived secrets go up;
+//! - two annotations on the remote object say which generations are applied;
+//! - when the remote object goes, the local namespace the controller created goes too.
+//!
+//! Start with [`Syncable`]: put `#[derive(Syncable)]` and `#[sync(...)]` on your CRD's spec,
+//! then run [`Syncable::reconciler`] with a client for each cluster. [`plan`] is the pure
+//! decision the reconciler makes for each object; read it to know exactly what happens when.
 
 mod config;
+mod deletion;
+mod error;
+mod keys;
+mod leader;
+mod mapping;
+mod metrics;
+pub mod plan;
+pub mod rbac;
+mod reconciler;
+mod scheduler;
 mod syncable;
 
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
 };
+pub use error::Error;
+pub use keys::{Keys, LAST_APPLIED};
+pub use leader::LeaderElection;
+pub use mapping::{Mapping, ObjectKey, Unmapped, is_dns1123_label, is_dns1123_subdomain};
+pub use metrics::{Cluster, Metrics};
+pub use reconciler::SyncBuilder;
 pub use syncable::Syncable;
 
 #[cfg(feature = "derive")]
