@@ -506,3 +506,7 @@ fn remote_secret<K: Syncable>(local: &Secret, remote: &K, cx: &PlanContext<'_>) 
         ..Secret::default()
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,641 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use proptest::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "test.dev",
+    version = "v1",
+    kind = "Thing",
+    namespaced,
+    status = "ThingStatus"
+)]
+struct ThingSpec {
+    size: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replicas: Option<i32>,
+    /// Local-only, as `#[sync(skip)]` would make it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+struct ThingStatus {
+    ready: bool,
+    #[serde(rename = "observedGeneration")]
+    observed_generation: i64,
+}
+
+impl Syncable for Thing {
+    type Spec = ThingSpec;
+    type Status = ThingStatus;
+    fn defaults() -> SyncConfig {
+        SyncConfig::new("thing-sync")
+    }
+    fn spec(&self) -> &ThingSpec {
+        &self.spec
+    }
+    fn spec_mut(&mut self) -> &mut ThingSpec {
+        &mut self.spec
+    }
+    fn status(&self) -> Option<&ThingStatus> {
+        self.status.as_ref()
+    }
+    fn from_parts(metadata: ObjectMeta, spec: ThingSpec) -> Self {
+        Thing {
+            metadata,
+            spec,
+            status: None,
+        }
+    }
+    fn copy_spec(remote: &ThingSpec, local: &mut ThingSpec) {
+        local.size.clone_from(&remote.size);
+        local.replicas.clone_from(&remote.replicas);
+    }
+    fn new_local_spec(remote: &ThingSpec) -> ThingSpec {
+        ThingSpec {
+            size: remote.size.clone(),
+            replicas: remote.replicas,
+            note: None,
+        }
+    }
+}
+
+const D: &str = crate::DEFAULT_DOMAIN;
+
+fn spec(size: &str) -> ThingSpec {
+    ThingSpec {
+        size: size.into(),
+        replicas: None,
+        note: None,
+    }
+}
+
+fn remote(generation: i64) -> Thing {
+    let mut t = Thing::new("db-eu", spec("small"));
+    t.metadata.namespace = Some("tenant-a".into());
+    t.metadata.generation = Some(generation);
+    t.metadata.resource_version = Some("100".into());
+    t.metadata.uid = Some("remote-uid".into());
+    t.metadata.labels = Some([("team".to_string(), "blue".to_string())].into());
+    t.metadata.annotations = Some(
+        [
+            ("note".to_string(), "hello".to_string()),
+            (format!("{D}/sync-remote-generation"), "0".to_string()),
+            (LAST_APPLIED_KEY.to_string(), "{}".to_string()),
+        ]
+        .into(),
+    );
+    t
+}
+
+const LAST_APPLIED_KEY: &str = crate::keys::LAST_APPLIED;
+
+fn claimed(mut r: Thing, local_gen: i64) -> Thing {
+    let g = r.metadata.generation.unwrap();
+    r.metadata.finalizers = Some(vec!["other/finalizer".into(), format!("{D}/sync-local")]);
+    let a = r.metadata.annotations.get_or_insert_with(Default::default);
+    a.insert(format!("{D}/sync-remote-generation"), g.to_string());
+    a.insert(format!("{D}/sync-local-generation"), local_gen.to_string());
+    r
+}
+
+struct Fixture {
+    config: SyncConfig,
+    keys: Keys,
+    mapping: Mapping,
+    rk: ObjectKey,
+    lk: ObjectKey,
+}
+
+fn fixture(config: SyncConfig) -> Fixture {
+    let mapping = Mapping::new(&config);
+    let rk = ObjectKey::new("tenant-a", "db-eu");
+    let lk = mapping.to_local(&rk).unwrap();
+    Fixture {
+        keys: Keys::new(&config.domain),
+        mapping,
+        rk,
+        lk,
+        config,
+    }
+}
+
+fn default_fixture() -> Fixture {
+    fixture(
+        SyncConfig::new("t")
+            .remote_suffix("-eu")
+            .local_namespace_suffix("-l"),
+    )
+}
+
+impl Fixture {
+    fn cx(&self) -> PlanContext<'_> {
+        PlanContext {
+            config: &self.config,
+            keys: &self.keys,
+            mapping: &self.mapping,
+            remote_key: &self.rk,
+            local_key: &self.lk,
+        }
+    }
+
+    fn local_from(&self, r: &Thing, generation: i64) -> Thing {
+        let Step::CreateLocal(l) = plan(&observed(r.clone(), None), &self.cx()) else {
+            panic!("expected create")
+        };
+        let mut l = *l;
+        l.metadata.generation = Some(generation);
+        l.metadata.uid = Some("local-uid".into());
+        l.metadata.resource_version = Some("7".into());
+        l
+    }
+}
+
+fn observed(remote: Thing, local: Option<Thing>) -> Observed<Thing> {
+    Observed {
+        remote: RemoteState::Present(remote),
+        local,
+        namespace: Some(NamespaceState {
+            owned: true,
+            terminating: false,
+        }),
+        live_sibling: false,
+        secrets: BTreeMap::new(),
+        spec_applied: false,
+        pushed_secrets: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn a_new_remote_object_first_gets_its_namespace() {
+    let f = default_fixture();
+    let mut o = observed(remote(1), None);
+    o.namespace = None;
+    assert!(matches!(plan(&o, &f.cx()), Step::CreateNamespace));
+}
+
+#[test]
+fn the_local_copy_carries_mapped_names_copied_metadata_and_defaulted_local_fields() {
+    let f = default_fixture();
+    let mut r = remote(1);
+    r.spec.note = Some("remote value for a local-only field".into());
+    let Step::CreateLocal(l) = plan(&observed(r, None), &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(l.metadata.name.as_deref(), Some("db"));
+    assert_eq!(l.metadata.namespace.as_deref(), Some("tenant-a-l"));
+    assert_eq!(l.spec.size, "small");
+    assert_eq!(l.spec.note, None);
+    assert_eq!(l.metadata.labels.as_ref().unwrap()["team"], "blue");
+    let a = l.metadata.annotations.as_ref().unwrap();
+    assert_eq!(a["note"], "hello");
+    assert!(!a.contains_key(LAST_APPLIED_KEY));
+    assert!(!a.contains_key(&format!("{D}/sync-remote-generation")));
+    assert!(a.contains_key(&format!("{D}/sync-managed-keys")));
+}
+
+#[test]
+fn after_the_create_the_finalizer_and_both_generations_go_up_in_one_patch_keeping_other_finalizers()
+{
+    let f = default_fixture();
+    let mut r = remote(3);
+    r.metadata.finalizers = Some(vec!["other/finalizer".into()]);
+    let l = f.local_from(&r, 1);
+    let mut o = observed(r, Some(l));
+    o.spec_applied = true;
+    let Step::PatchRemote(p) = plan(&o, &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(p.resource_version, "100");
+    assert_eq!(
+        p.finalizers,
+        Some(vec![
+            "other/finalizer".to_string(),
+            format!("{D}/sync-local")
+        ])
+    );
+    assert_eq!(
+        p.annotations[&format!("{D}/sync-remote-generation")],
+        Some("3".into())
+    );
+    assert_eq!(
+        p.annotations[&format!("{D}/sync-local-generation")],
+        Some("1".into())
+    );
+    let body = p.to_merge_patch();
+    assert_eq!(body["metadata"]["resourceVersion"], "100");
+}
+
+#[test]
+fn an_object_in_sync_needs_nothing() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let l = f.local_from(&r, 1);
+    assert!(matches!(plan(&observed(r, Some(l)), &f.cx()), Step::InSync));
+}
+
+#[test]
+fn a_remote_spec_change_updates_the_local_spec_and_keeps_local_only_fields() {
+    let f = default_fixture();
+    let r0 = claimed(remote(3), 1);
+    let mut l = f.local_from(&r0, 1);
+    l.spec.note = Some("mine".into());
+    let mut r = r0.clone();
+    r.metadata.generation = Some(4);
+    r.spec.size = "large".into();
+    let Step::UpdateLocal(d) = plan(&observed(r, Some(l)), &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(d.spec.size, "large");
+    assert_eq!(d.spec.note.as_deref(), Some("mine"));
+    assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
+}
+
+#[test]
+fn a_local_spec_edit_is_reverted() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let mut l = f.local_from(&r, 1);
+    l.spec.size = "edited".into();
+    l.metadata.generation = Some(2);
+    let Step::UpdateLocal(d) = plan(&observed(r, Some(l)), &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(d.spec.size, "small");
+}
+
+#[test]
+fn a_spec_that_local_defaulting_changes_is_not_written_again() {
+    let f = default_fixture();
+    // The local API server defaulted `replicas`; the remote spec has none.
+    let r = claimed(remote(3), 2);
+    let mut l = f.local_from(&r, 2);
+    l.spec.replicas = Some(1);
+    assert!(matches!(
+        plan(&observed(r.clone(), Some(l.clone())), &f.cx()),
+        Step::InSync
+    ));
+    // Right after this pass wrote it, the defaulted field does not trigger another write
+    // either; the generations are recorded instead.
+    let mut unrecorded = r;
+    unrecorded.metadata.generation = Some(4);
+    let mut o = observed(unrecorded, Some(l));
+    o.spec_applied = true;
+    assert!(matches!(plan(&o, &f.cx()), Step::PatchRemote(_)));
+}
+
+#[test]
+fn malformed_generation_annotations_trigger_a_comparison_not_a_loop() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(format!("{D}/sync-remote-generation"), "three".into());
+    let l = f.local_from(&r, 1);
+    let Step::PatchRemote(p) = plan(&observed(r, Some(l)), &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(
+        p.annotations[&format!("{D}/sync-remote-generation")],
+        Some("3".into())
+    );
+}
+
+#[test]
+fn labels_removed_remotely_go_and_labels_added_locally_stay() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let mut l = f.local_from(&r, 1);
+    l.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("local-actor".into(), "x".into());
+    let mut r2 = r.clone();
+    r2.metadata.labels = Some([("tier".to_string(), "gold".to_string())].into());
+    let Step::UpdateLocal(d) = plan(&observed(r2, Some(l)), &f.cx()) else {
+        panic!()
+    };
+    let labels = d.metadata.labels.unwrap();
+    assert_eq!(labels.get("local-actor").map(String::as_str), Some("x"));
+    assert_eq!(labels.get("tier").map(String::as_str), Some("gold"));
+    assert!(!labels.contains_key("team"), "{labels:?}");
+}
+
+#[test]
+fn status_goes_up_only_when_there_is_one_and_it_differs() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.status = Some(ThingStatus {
+        ready: false,
+        observed_generation: 0,
+    });
+    let mut l = f.local_from(&r, 1);
+    assert!(matches!(
+        plan(&observed(r.clone(), Some(l.clone())), &f.cx()),
+        Step::InSync
+    ));
+    l.status = Some(ThingStatus {
+        ready: true,
+        observed_generation: 1,
+    });
+    let Step::PatchRemoteStatus(s) = plan(&observed(r.clone(), Some(l.clone())), &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(
+        s,
+        serde_json::json!({"ready": true, "observedGeneration": 1})
+    );
+    r.status = l.status.clone();
+    assert!(matches!(plan(&observed(r, Some(l)), &f.cx()), Step::InSync));
+}
+
+#[test]
+fn a_paused_object_gets_no_write_on_either_side() {
+    let f = default_fixture();
+    let mut r = remote(1);
+    r.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(format!("{D}/paused"), "true".into());
+    assert!(matches!(plan(&observed(r, None), &f.cx()), Step::Paused));
+    let r = claimed(remote(3), 1);
+    let mut l = f.local_from(&r, 1);
+    l.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(format!("{D}/paused"), "true".into());
+    let mut o = observed(r, Some(l));
+    o.remote = RemoteState::Gone;
+    assert!(matches!(plan(&o, &f.cx()), Step::Paused));
+}
+
+fn gone(f: &Fixture, owned: bool, sibling: bool) -> Observed<Thing> {
+    let r = claimed(remote(3), 1);
+    let l = f.local_from(&r, 1);
+    let mut o = observed(r, Some(l));
+    o.remote = RemoteState::Gone;
+    o.namespace = Some(NamespaceState {
+        owned,
+        terminating: false,
+    });
+    o.live_sibling = sibling;
+    o
+}
+
+#[test]
+fn remote_delete_deletes_an_owned_namespace_without_live_siblings() {
+    let f = default_fixture();
+    assert!(matches!(
+        plan(&gone(&f, true, false), &f.cx()),
+        Step::DeleteNamespace
+    ));
+}
+
+#[test]
+fn remote_delete_keeps_namespace_shared_with_live_sibling() {
+    let f = default_fixture();
+    assert!(matches!(plan(&gone(&f, true, true), &f.cx()), Step::InSync));
+}
+
+#[test]
+fn remote_delete_deletes_nothing_in_a_namespace_the_controller_did_not_create() {
+    let f = default_fixture();
+    assert!(matches!(
+        plan(&gone(&f, false, false), &f.cx()),
+        Step::InSync
+    ));
+    let f = fixture(
+        default_fixture()
+            .config
+            .on_remote_delete(OnRemoteDelete::Resource)
+            .propagation(Propagation::Background),
+    );
+    assert!(matches!(
+        plan(&gone(&f, false, false), &f.cx()),
+        Step::DeleteLocal(Propagation::Background)
+    ));
+    let f = fixture(
+        default_fixture()
+            .config
+            .on_remote_delete(OnRemoteDelete::Orphan),
+    );
+    assert!(matches!(
+        plan(&gone(&f, true, false), &f.cx()),
+        Step::InSync
+    ));
+}
+
+#[test]
+fn the_resource_policy_never_deletes_a_local_object_the_controller_did_not_sync() {
+    let f = fixture(
+        default_fixture()
+            .config
+            .on_remote_delete(OnRemoteDelete::Resource),
+    );
+    let mut o = gone(&f, false, false);
+    o.local.as_mut().unwrap().metadata.annotations = None;
+    assert!(matches!(plan(&o, &f.cx()), Step::InSync));
+}
+
+#[test]
+fn a_terminating_remote_waits_for_the_namespace_then_releases_only_its_finalizer() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let mut o = observed(r, None);
+    o.namespace = Some(NamespaceState {
+        owned: true,
+        terminating: true,
+    });
+    assert!(matches!(plan(&o, &f.cx()), Step::Wait(_)));
+    o.namespace = None;
+    let Step::ReleaseFinalizer(p) = plan(&o, &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(p.finalizers, Some(vec!["other/finalizer".to_string()]));
+    assert_eq!(p.resource_version, "100");
+}
+
+#[test]
+fn a_controlled_secret_goes_up_with_the_remote_object_as_controller_then_its_version_is_recorded() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let l = f.local_from(&r, 1);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("creds".into()),
+            namespace: Some("tenant-a-l".into()),
+            resource_version: Some("55".into()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    };
+    let mut o = observed(r, Some(l));
+    o.secrets.insert("creds".into(), secret);
+    let Step::PushSecret {
+        name,
+        version,
+        remote,
+    } = plan(&o, &f.cx())
+    else {
+        panic!()
+    };
+    assert_eq!((name.as_str(), version.as_str()), ("creds", "55"));
+    assert_eq!(remote.metadata.name.as_deref(), Some("creds-eu"));
+    assert_eq!(remote.metadata.namespace.as_deref(), Some("tenant-a"));
+    let owner = &remote.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.uid.as_str(), owner.controller),
+        ("remote-uid", Some(true))
+    );
+    o.pushed_secrets.insert("creds".into(), "55".into());
+    let Step::PatchRemote(p) = plan(&o, &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(
+        p.annotations[&format!("{D}/sync-secret-versions")],
+        Some(r#"{"creds":"55"}"#.into())
+    );
+}
+
+// Arbitrary observations, for the invariants that must hold whatever the clusters say.
+fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
+    (
+        (0u8..3, any::<bool>(), any::<bool>(), any::<bool>()),
+        (0u8..3, any::<bool>(), any::<bool>(), any::<bool>()),
+        (0u8..3, any::<bool>(), any::<bool>()),
+        (0u8..3, 0u8..3, 1i64..4, 1i64..4),
+    )
+        .prop_map(|(rem, loc, ns, (policy, prop, rg, lg))| {
+            let (r_state, r_fin, r_paused, r_status) = rem;
+            let (l_state, l_paused, l_managed, l_status) = loc;
+            let (ns_state, ns_owned, sibling) = ns;
+            let f = default_fixture();
+            let mut r = claimed(remote(rg), lg);
+            let mut l = f.local_from(&r, lg);
+            if !r_fin {
+                r.metadata.finalizers = None;
+            }
+            if r_paused {
+                r.metadata
+                    .annotations
+                    .as_mut()
+                    .unwrap()
+                    .insert(format!("{D}/paused"), "true".into());
+            }
+            if r_status {
+                r.status = Some(ThingStatus {
+                    ready: true,
+                    observed_generation: 1,
+                });
+            }
+            if r_state == 1 {
+                r.metadata.deletion_timestamp = Some(Time(Default::default()));
+            }
+            if l_paused {
+                l.metadata
+                    .annotations
+                    .as_mut()
+                    .unwrap()
+                    .insert(format!("{D}/paused"), "true".into());
+            }
+            if !l_managed {
+                l.metadata.annotations = None;
+            }
+            if l_status {
+                l.status = Some(ThingStatus {
+                    ready: false,
+                    observed_generation: 2,
+                });
+            }
+            if l_state == 1 {
+                l.metadata.deletion_timestamp = Some(Time(Default::default()));
+            }
+            let config = f
+                .config
+                .on_remote_delete(
+                    [
+                        OnRemoteDelete::Namespace,
+                        OnRemoteDelete::Resource,
+                        OnRemoteDelete::Orphan,
+                    ][policy as usize],
+                )
+                .propagation(
+                    [
+                        Propagation::Foreground,
+                        Propagation::Background,
+                        Propagation::Orphan,
+                    ][prop as usize],
+                );
+            let o = Observed {
+                remote: if r_state == 2 {
+                    RemoteState::Gone
+                } else {
+                    RemoteState::Present(r)
+                },
+                local: (l_state != 2).then_some(l),
+                namespace: (ns_state != 2).then_some(NamespaceState {
+                    owned: ns_owned,
+                    terminating: ns_state == 1,
+                }),
+                live_sibling: sibling,
+                secrets: BTreeMap::new(),
+                spec_applied: false,
+                pushed_secrets: BTreeMap::new(),
+            };
+            (o, config)
+        })
+}
+
+proptest! {
+    #[test]
+    fn no_plan_deletes_a_namespace_the_controller_did_not_create_or_one_with_a_live_sibling((o, config) in arb_observed()) {
+        let f = fixture(config);
+        if matches!(plan(&o, &f.cx()), Step::DeleteNamespace) {
+            let ns = o.namespace.unwrap();
+            prop_assert!(ns.owned && !o.live_sibling && !ns.terminating);
+            prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
+        }
+    }
+
+    #[test]
+    fn no_plan_writes_while_paused((o, config) in arb_observed()) {
+        let f = fixture(config);
+        let keys = Keys::new(D);
+        let paused = o.local.as_ref().is_some_and(|l| is_paused(&l.metadata, &keys))
+            || matches!(&o.remote, RemoteState::Present(r) if is_paused(&r.metadata, &keys));
+        let step = plan(&o, &f.cx());
+        if paused {
+            prop_assert!(!step.is_write(), "{step:?}");
+        }
+    }
+
+    #[test]
+    fn local_deletions_happen_only_after_the_remote_went((o, config) in arb_observed()) {
+        let f = fixture(config);
+        let step = plan(&o, &f.cx());
+        if step.is_local_delete() {
+            let going = match &o.remote {
+                RemoteState::Gone => true,
+                RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
+            };
+            prop_assert!(going, "{step:?}");
+        }
+        if matches!(step, Step::DeleteLocal(_)) {
+            prop_assert_eq!(f.config.on_remote_delete, OnRemoteDelete::Resource);
+        }
+    }
+}
