@@ -47,6 +47,8 @@ pub use audit::{AuditEvent, AuditMark};
 pub use binaries::Binaries;
 pub use crd::install_crd;
 pub use error::{Error, Result};
-pub use plane::{ADMIN_USER, CONTROLLER_MANAGER_USER, ControlPlane, client_from_kubeconfig};
+pub use plane::{
+    ADMIN_USER, CONTROLLER_MANAGER_USER, ControlPlane, KEEP_DIRS, client_from_kubeconfig,
+};
 pub use process::{Component, is_running};
 pub use shared::{Pair, shared_pair, unique_name};

@@ -24,6 +24,10 @@ pub const ADMIN_USER: &str = "sync-test-admin";
 /// The user name the controller manager acts as, so its writes are told apart in the audit log.
 pub const CONTROLLER_MANAGER_USER: &str = "system:kube-controller-manager";
 
+/// When set (and not `0`), planes leave their folders (logs, audit log, certificates, etcd
+/// data) behind for inspection; their processes still end.
+pub const KEEP_DIRS: &str = "SYNC_TEST_KEEP_DIRS";
+
 /// How long a plane may take to answer `/readyz`: generous, since two busy cores may be
 /// starting several planes and building at once.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -209,9 +213,10 @@ impl ControlPlane {
     ///
     /// # Guarantees
     ///
-    /// The audit log is written in blocking mode, so an event is in the file before the API
-    /// server answers the next request. It may trail the response it describes by a moment,
-    /// so wait for expected events with [`wait_for_audit`](Self::wait_for_audit).
+    /// The audit log is written in blocking mode: the request's own handler writes its event
+    /// as it finishes, so the event is usually in the file by the time the client has the
+    /// answer, but it may trail it by a moment. Wait for expected events with
+    /// [`wait_for_audit`](Self::wait_for_audit).
     ///
     /// # Errors
     ///
@@ -422,12 +427,14 @@ impl Managed {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .take(30)
             .collect();
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix(&format!("sync-test-{prefix}-"))
             .tempdir()
             .map_err(io("make the plane folder"))?;
+        let keep = std::env::var_os(KEEP_DIRS).is_some_and(|v| !v.is_empty() && v != "0");
+        dir.disable_cleanup(keep);
         // First, so nothing started below can outlive the test process.
-        let watchdog = Watchdog::spawn(dir.path())?;
+        let watchdog = Watchdog::spawn(dir.path(), keep)?;
         let pki = Pki::create(&dir.path().join("pki"))?;
         let audit_policy = dir.path().join("audit-policy.yaml");
         std::fs::write(&audit_policy, audit::POLICY).map_err(io("write the audit policy"))?;

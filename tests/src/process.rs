@@ -191,7 +191,7 @@ pub(crate) struct Watchdog {
     child: Child,
 }
 
-/// `$1`: the test process; `$2`: the plane folder. The test process counts as gone when `ps`
+/// `$1`: the test process; `$2`: the plane folder; `$3`: `keep` to leave the folder. The test process counts as gone when `ps`
 /// no longer lists it or lists it as a zombie: `kill -0` succeeds on zombies, and here nothing
 /// may reap them.
 const WATCHDOG: &str = r#"
@@ -204,15 +204,16 @@ done
 if [ -f "$2/pids" ]; then
   for pid in $(cat "$2/pids"); do kill -s KILL -- "-$pid" 2>/dev/null; done
 fi
-rm -rf "$2"
+[ "$3" = keep ] || rm -rf "$2"
 "#;
 
 impl Watchdog {
-    pub(crate) fn spawn(dir: &Path) -> Result<Watchdog> {
+    pub(crate) fn spawn(dir: &Path, keep_dir: bool) -> Result<Watchdog> {
         let child = Command::new("sh")
             .args(["-c", WATCHDOG, "sync-test-watchdog"])
             .arg(std::process::id().to_string())
             .arg(dir)
+            .arg(if keep_dir { "keep" } else { "remove" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
