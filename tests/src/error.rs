@@ -40,7 +40,11 @@ pub enum Error {
     },
 
     /// A control-plane component exited when it should be running.
-    #[error("{component} of plane {plane:?} exited ({status}); last lines of {}:\n{tail}", log.display())]
+    #[error(
+        "{component} of plane {plane:?} exited ({status}); last lines of {} (set \
+         SYNC_TEST_KEEP_DIRS=1 to keep the plane's folder):\n{tail}",
+        log.display()
+    )]
     Exited {
         /// The plane's name.
         plane: String,

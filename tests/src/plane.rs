@@ -284,7 +284,7 @@ impl ControlPlane {
     }
 
     /// Starts the API server again with the same flags and port, and waits until it is ready.
-    /// Does nothing but wait if it is running.
+    /// If it is running, only resumes it in case it is paused, and waits.
     ///
     /// # Errors
     ///
@@ -297,8 +297,10 @@ impl ControlPlane {
                 .apiserver
                 .as_mut()
                 .is_some_and(|p| p.exited().is_none());
-            if !running {
-                procs.apiserver = Some(managed.spawn_apiserver()?);
+            match procs.apiserver.as_ref() {
+                // It may be paused.
+                Some(apiserver) if running => apiserver.signal(Signal::SIGCONT)?,
+                _ => procs.apiserver = Some(managed.spawn_apiserver()?),
             }
         }
         managed.await_apiserver(false).await

@@ -191,16 +191,22 @@ pub(crate) struct Watchdog {
     child: Child,
 }
 
-/// `$1`: the test process; `$2`: the plane folder; `$3`: `keep` to leave the folder. The test process counts as gone when `ps`
-/// no longer lists it or lists it as a zombie: `kill -0` succeeds on zombies, and here nothing
-/// may reap them.
+/// `$1`: the test process; `$2`: the plane folder; `$3`: `keep` to leave the folder. The test
+/// process counts as gone when its state is missing or `Z`: `kill -0` succeeds on zombies, and
+/// here nothing may reap them. The state comes from `/proc` (no process spawned per poll), or
+/// from `ps -o stat` where there is no `/proc`.
 const WATCHDOG: &str = r#"
 trap '' INT HUP TERM
-while :; do
-  state=$(ps -o stat= -p "$1" 2>/dev/null)
-  case "$state" in ''|Z*) break ;; esac
-  sleep 0.5
-done
+alive() {
+  if [ -d /proc/self ]; then
+    { read -r line < "/proc/$1/stat"; } 2>/dev/null || return 1
+    state=${line##*") "}
+  else
+    state=$(ps -o stat= -p "$1" 2>/dev/null)
+  fi
+  case "$state" in ''|Z*) return 1 ;; esac
+}
+while alive "$1"; do sleep 0.5; done
 if [ -f "$2/pids" ]; then
   for pid in $(cat "$2/pids"); do kill -s KILL -- "-$pid" 2>/dev/null; done
 fi
@@ -232,21 +238,27 @@ impl Drop for Watchdog {
     }
 }
 
-/// Whether `pid` is a live process: listed by `ps` and not a zombie.
+/// Whether `pid` is a live process: it exists and is not a zombie. Reads `/proc`, or asks
+/// `ps -o stat` where there is no `/proc`; never `kill -0`, which succeeds on zombies.
 pub fn is_running(pid: u32) -> bool {
-    let out = Command::new("ps")
-        .args(["-o", "stat=", "-p", &pid.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output();
-    match out {
-        Ok(out) => {
-            let state = String::from_utf8_lossy(&out.stdout);
-            let state = state.trim();
-            !state.is_empty() && !state.starts_with('Z')
-        }
-        Err(_) => false,
-    }
+    let state = if Path::new("/proc/self").is_dir() {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // The command name in parentheses may hold spaces; the state follows it.
+        stat.rsplit_once(") ")
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default()
+    } else {
+        Command::new("ps")
+            .args(["-o", "stat=", "-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    !state.is_empty() && !state.starts_with('Z')
 }
 
 /// The resident set size of `pid` in bytes, from `/proc`.
