@@ -1,0 +1,16 @@
+// An annotation domain that is not a DNS subdomain.
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sync_core::Syncable;
+
+#[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+#[sync(domain = "acme_dev")]
+pub struct DatabaseSpec {
+    pub size: String,
+}
+
+fn main() {
+    let _ = Database::defaults();
+}

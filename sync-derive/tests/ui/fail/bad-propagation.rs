@@ -1,0 +1,16 @@
+// A propagation policy that does not exist, with a suggestion for the wrong case.
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sync_core::Syncable;
+
+#[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+#[sync(propagation = "Background")]
+pub struct DatabaseSpec {
+    pub size: String,
+}
+
+fn main() {
+    let _ = Database::defaults();
+}

@@ -1,0 +1,16 @@
+// A suffix that leaves no room in a 63-character name.
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sync_core::Syncable;
+
+#[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+#[sync(local_namespace_suffix = "-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+pub struct DatabaseSpec {
+    pub size: String,
+}
+
+fn main() {
+    let _ = Database::defaults();
+}
