@@ -125,14 +125,22 @@ impl KubeAttrs {
     }
 }
 
-/// `crate = "..."` from `#[sync(...)]`, read leniently for the fallback stub.
+/// `crate = ...` from `#[sync(...)]`, read leniently for the fallback stub: as darling reads
+/// it, but whatever the other keys say.
 pub fn lenient_crate(attrs: &[Attribute]) -> Option<darling::Result<Path>> {
-    let value = attrs
+    attrs
         .iter()
-        .filter(|a| a.path().is_ident("sync"))
-        .flat_map(string_keys)
-        .find_map(|(key, value)| (key == "crate").then_some(value))?;
-    Some(value.parse().map_err(Error::from))
+        .filter_map(|attr| match &attr.meta {
+            Meta::List(list) if attr.path().is_ident("sync") => {
+                NestedMeta::parse_meta_list(list.tokens.clone()).ok()
+            }
+            _ => None,
+        })
+        .flatten()
+        .find_map(|item| match item {
+            NestedMeta::Meta(meta) if meta.path().is_ident("crate") => Some(Path::from_meta(&meta)),
+            _ => None,
+        })
 }
 
 /// The `key = "string"` items at the top level of a list attribute, skipping everything else

@@ -20,8 +20,9 @@ use syn::DeriveInput;
 /// fields.
 ///
 /// Every value that `#[sync(...)]` sets is a default: `Kind::defaults()` is a `SyncConfig`, and
-/// its by-value builder, or the reconciler's, overrides any of them at run time, such as a
-/// region suffix only known at start-up.
+/// its by-value builder overrides any of them at run time, such as a region suffix only known
+/// at start-up. The reconciler, `Kind::reconciler(remote, local)`, starts from these defaults;
+/// its `configure` method takes the same builder.
 ///
 /// # Example
 ///
