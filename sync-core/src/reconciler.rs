@@ -558,7 +558,9 @@ impl<K: Syncable> Inner<K> {
                 owned: ns.annotations().contains_key(&self.keys.owner),
                 terminating: ns.metadata.deletion_timestamp.is_some(),
             });
-        if let Some((remote_rv, local_rv)) = lock(&self.written).get(key).copied() {
+        // Copied out first: the guard must not live into the body, which locks again.
+        let last_written = lock(&self.written).get(key).copied();
+        if let Some((remote_rv, local_rv)) = last_written {
             let behind = |seen: Option<&Arc<DynamicObject>>, wrote: Option<u64>| matches!((seen.and_then(|o| rv(&o.metadata)), wrote), (Some(s), Some(w)) if s < w);
             if behind(remote_dyn.as_ref(), remote_rv) || behind(local_dyn.as_ref(), local_rv) {
                 // The watch has not delivered this controller's own last write yet; its event
