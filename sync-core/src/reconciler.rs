@@ -278,11 +278,25 @@ struct Inner<K> {
     budget: BudgetGuard,
     /// Resource versions of the objects this controller wrote last, per remote key, so a pass
     /// never acts on a cache older than its own last write.
-    written: Mutex<HashMap<ObjectKey, (Option<u64>, Option<u64>)>>,
+    written: Mutex<HashMap<ObjectKey, LastWritten>>,
     /// When a change was first seen on each side and not yet synced, for the lag histograms.
-    seen: Mutex<HashMap<ObjectKey, (Option<Instant>, Option<Instant>)>>,
+    seen: Mutex<HashMap<ObjectKey, FirstSeen>>,
     paused: Mutex<HashSet<ObjectKey>>,
     _kind: PhantomData<fn() -> K>,
+}
+
+/// Resource versions of the controller's last writes for one key.
+#[derive(Clone, Copy, Debug, Default)]
+struct LastWritten {
+    remote: Option<u64>,
+    local: Option<u64>,
+}
+
+/// When a change not yet synced was first seen on each side.
+#[derive(Clone, Copy, Debug, Default)]
+struct FirstSeen {
+    spec: Option<Instant>,
+    status: Option<Instant>,
 }
 
 fn key_of<R: Resource>(o: &R) -> ObjectKey {
@@ -348,7 +362,7 @@ impl<K: Syncable> Inner<K> {
                     lock(&me.seen)
                         .entry(key.clone())
                         .or_default()
-                        .0
+                        .spec
                         .get_or_insert_with(Instant::now);
                 }
                 futures::future::ready(ours.then_some(key))
@@ -361,7 +375,7 @@ impl<K: Syncable> Inner<K> {
                     lock(&me.seen)
                         .entry(key.clone())
                         .or_default()
-                        .1
+                        .status
                         .get_or_insert_with(Instant::now);
                 }
                 futures::future::ready(key)
@@ -441,15 +455,18 @@ impl<K: Syncable> Inner<K> {
         let mut rx = rx;
         let me = self.clone();
         let metrics = self.metrics.clone();
+        let queue = scheduler::QueueConfig {
+            concurrency: self.config.concurrency,
+            backoff,
+            deadline,
+        };
         scheduler::run(
             &mut rx,
             initial,
-            self.config.concurrency,
-            backoff,
+            queue,
             move |key| me.clone().reconcile(key),
             move |d| metrics.queue_depth(d),
             stop,
-            deadline,
         )
         .await;
         set_ready(false);
@@ -560,7 +577,11 @@ impl<K: Syncable> Inner<K> {
             });
         // Copied out first: the guard must not live into the body, which locks again.
         let last_written = lock(&self.written).get(key).copied();
-        if let Some((remote_rv, local_rv)) = last_written {
+        if let Some(LastWritten {
+            remote: remote_rv,
+            local: local_rv,
+        }) = last_written
+        {
             let behind = |seen: Option<&Arc<DynamicObject>>, wrote: Option<u64>| matches!((seen.and_then(|o| rv(&o.metadata)), wrote), (Some(s), Some(w)) if s < w);
             if behind(remote_dyn.as_ref(), remote_rv) || behind(local_dyn.as_ref(), local_rv) {
                 // The watch has not delivered this controller's own last write yet; its event
@@ -669,10 +690,10 @@ impl<K: Syncable> Inner<K> {
         let mut w = lock(&self.written);
         let e = w.entry(key.clone()).or_default();
         if let Some(m) = remote {
-            e.0 = rv(m).or(e.0);
+            e.remote = rv(m).or(e.remote);
         }
         if let Some(m) = local {
-            e.1 = rv(m).or(e.1);
+            e.local = rv(m).or(e.local);
         }
     }
 
@@ -839,7 +860,7 @@ impl<K: Syncable> Inner<K> {
                 })?;
                 self.metrics.wrote(Cluster::Remote, "patch", "status");
                 self.remember(key, Some(&patched.metadata), None);
-                if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.1.take()) {
+                if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.status.take()) {
                     self.metrics.status_lag(t.elapsed().as_secs_f64());
                 }
                 obs.remote = RemoteState::Present(self.typed(&patched).map_err(|source| {
@@ -905,7 +926,7 @@ impl<K: Syncable> Inner<K> {
     }
 
     fn spec_written(&self, key: &ObjectKey) {
-        if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.0.take()) {
+        if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.spec.take()) {
             self.metrics.spec_lag(t.elapsed().as_secs_f64());
         }
     }

@@ -59,6 +59,17 @@ impl Backoff {
     }
 }
 
+/// How the queue runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueConfig {
+    /// Keys reconciled in parallel.
+    pub concurrency: usize,
+    /// Backoff of failed keys.
+    pub backoff: Backoff,
+    /// How long running reconciles may finish after shutdown.
+    pub deadline: Duration,
+}
+
 const CONFLICT_DELAY: Duration = Duration::from_millis(50);
 
 struct Queue<Key> {
@@ -115,12 +126,10 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
 pub(crate) async fn run<Key, F, Fut>(
     keys: &mut mpsc::UnboundedReceiver<Key>,
     initial: impl IntoIterator<Item = Key>,
-    concurrency: usize,
-    backoff: Backoff,
+    config: QueueConfig,
     reconcile: F,
     mut on_depth: impl FnMut(usize),
     shutdown: impl Future<Output = ()>,
-    deadline: Duration,
 ) where
     Key: Clone + Eq + Hash + Send + 'static,
     F: Fn(Key) -> Fut,
@@ -141,7 +150,7 @@ pub(crate) async fn run<Key, F, Fut>(
     let mut tasks: JoinSet<(Key, Outcome)> = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        while tasks.len() < concurrency.max(1) {
+        while tasks.len() < config.concurrency.max(1) {
             let Some(key) = q.ready.pop_front() else {
                 break;
             };
@@ -177,7 +186,7 @@ pub(crate) async fn run<Key, F, Fut>(
                     Outcome::Failed => {
                         let n = q.failures.entry(key.clone()).or_default();
                         *n += 1;
-                        let delay = backoff.delay(*n);
+                        let delay = config.backoff.delay(*n);
                         q.later(key, delay);
                     }
                 }
@@ -185,7 +194,7 @@ pub(crate) async fn run<Key, F, Fut>(
         }
     }
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(deadline, drain).await.is_err() {
+    if tokio::time::timeout(config.deadline, drain).await.is_err() {
         tracing::warn!(
             running = tasks.len(),
             "shutdown deadline passed; aborting running reconciles"
@@ -223,8 +232,11 @@ mod tests {
             run(
                 &mut rx,
                 [],
-                4,
-                Backoff::default(),
+                QueueConfig {
+                    concurrency: 4,
+                    backoff: Backoff::default(),
+                    deadline: Duration::from_secs(1),
+                },
                 move |key: u32| {
                     let (a, r) = (a.clone(), r.clone());
                     async move {
@@ -239,7 +251,6 @@ mod tests {
                 async {
                     stop_rx.await.ok();
                 },
-                Duration::from_secs(1),
             )
             .await
         });
@@ -267,10 +278,13 @@ mod tests {
             run(
                 &mut rx,
                 [],
-                1,
-                Backoff {
-                    initial: Duration::from_millis(20),
-                    max: Duration::from_millis(80),
+                QueueConfig {
+                    concurrency: 1,
+                    backoff: Backoff {
+                        initial: Duration::from_millis(20),
+                        max: Duration::from_millis(80),
+                    },
+                    deadline: Duration::from_secs(1),
                 },
                 move |_: u32| {
                     let r = r.clone();
@@ -283,7 +297,6 @@ mod tests {
                 async {
                     stop_rx.await.ok();
                 },
-                Duration::from_secs(1),
             )
             .await
         });
