@@ -39,6 +39,7 @@ mod certs;
 mod crd;
 pub mod crds;
 mod error;
+pub mod harness;
 mod plane;
 mod process;
 mod shared;
