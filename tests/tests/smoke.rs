@@ -417,19 +417,10 @@ async fn a_dedicated_plane_keeps_its_objects_across_apiserver_restart_and_pause_
     );
 }
 
-/// Set by the test below for the child process it kills.
-const KILL_CHILD: &str = "SYNC_TEST_KILL_CHILD";
-
 #[tokio::test]
 async fn a_killed_test_process_leaves_no_plane_process_or_folder_behind() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "plane_of_a_process_about_to_be_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(KILL_CHILD, "1")
+    // The child starts a plane, prints its folder and pids, and waits to be killed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sync-testenv-child"))
         .env_remove(KEEP_DIRS)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -476,26 +467,4 @@ async fn a_killed_test_process_leaves_no_plane_process_or_folder_behind() {
         },
     )
     .await;
-}
-
-/// Run only as the child of the test above, which kills it.
-#[tokio::test]
-#[ignore = "run by a_killed_test_process_leaves_no_plane_process_or_folder_behind"]
-async fn plane_of_a_process_about_to_be_killed() {
-    if std::env::var_os(KILL_CHILD).is_none() {
-        return;
-    }
-    let plane = ControlPlane::start("killed").await.unwrap();
-    let pids: Vec<String> = plane
-        .pids()
-        .unwrap()
-        .into_iter()
-        .map(|(_, p)| p.to_string())
-        .collect();
-    println!(
-        "PLANE {} {}",
-        plane.dir().unwrap().display(),
-        pids.join(" ")
-    );
-    tokio::time::sleep(Duration::from_secs(600)).await;
 }

@@ -1,6 +1,5 @@
 //! Measures the figures in tests/README.md: the time to start a pair of planes and their
-//! memory. Run with
-//! `cargo test -p sync-tests --test measure -- --ignored --nocapture`.
+//! memory. Run with `cargo run -p sync-tests --bin sync-testenv-measure`.
 
 use std::time::{Duration, Instant};
 
@@ -46,9 +45,9 @@ async fn namespace_deletion_seconds(plane: &ControlPlane) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "prints measurements for tests/README.md; run on an otherwise idle machine"]
-async fn prints_pair_start_time_and_memory() {
+/// Run on an otherwise idle machine: the figures are only as quiet as the machine.
+#[tokio::main]
+async fn main() {
     // Built or found once, outside the timing.
     sync_tests::Binaries::locate().unwrap();
     for round in 1..=3 {
