@@ -12,6 +12,23 @@ use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey};
 use crate::syncable::Syncable;
 
+/// A Secret whose `Debug` shows its name and data keys, never its data, so a debug log of an
+/// observation or a step cannot leak it.
+#[derive(Clone, Default, PartialEq)]
+pub struct SecretPayload(pub Secret);
+
+impl std::fmt::Debug for SecretPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self.0.data.iter().flatten().map(|(k, _)| k).collect();
+        f.debug_struct("Secret")
+            .field("namespace", &self.0.metadata.namespace)
+            .field("name", &self.0.metadata.name)
+            .field("resource_version", &self.0.metadata.resource_version)
+            .field("data_keys", &keys)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What is known of the remote object.
 #[derive(Clone, Debug)]
 pub enum RemoteState<K> {
@@ -45,7 +62,7 @@ pub struct Observed<K> {
     pub live_sibling: bool,
     /// The configured local secrets that exist and whose controller is the local object, by
     /// name.
-    pub secrets: BTreeMap<String, Secret>,
+    pub secrets: BTreeMap<String, SecretPayload>,
     /// This pass already wrote the local spec: a spec that local defaulting or admission
     /// changes must not be written again.
     pub spec_applied: bool,
@@ -138,7 +155,7 @@ pub enum Step<K> {
         /// Its resource version, recorded on the remote object afterwards.
         version: String,
         /// The remote secret to write.
-        remote: Box<Secret>,
+        remote: Box<SecretPayload>,
     },
     /// Write the finalizer and controller annotations of the remote object.
     PatchRemote(RemoteMetaPatch),
@@ -298,14 +315,14 @@ fn plan_live<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -
     }
     // Secrets go last: a remote secret that does not exist yet must not hold up the spec,
     // the generation annotations or the status.
-    for (name, secret) in &obs.secrets {
+    for (name, SecretPayload(secret)) in &obs.secrets {
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let sent = obs.pushed_secrets.get(name).or_else(|| recorded.get(name));
         if sent != Some(&version) {
             return Step::PushSecret {
                 name: name.clone(),
                 version,
-                remote: Box::new(remote_secret(secret, remote, cx)),
+                remote: Box::new(SecretPayload(remote_secret(secret, remote, cx))),
             };
         }
     }

@@ -481,10 +481,24 @@ fn a_controlled_secret_goes_up_with_the_remote_object_as_controller_then_its_ver
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
+        data: Some(
+            [(
+                "password".to_string(),
+                k8s_openapi::ByteString(b"hunter2".to_vec()),
+            )]
+            .into(),
+        ),
         ..Secret::default()
     };
     let mut o = observed(r, Some(l));
-    o.secrets.insert("creds".into(), secret);
+    o.secrets.insert("creds".into(), SecretPayload(secret));
+    let step = plan(&o, &f.cx());
+    let shown = format!("{o:?}{step:?}");
+    let as_bytes = format!("{:?}", b"hunter2".to_vec()).replace(['[', ']'], "");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains(&as_bytes),
+        "secret data in Debug output: {shown}"
+    );
     let Step::PushSecret {
         name,
         version,
@@ -493,6 +507,7 @@ fn a_controlled_secret_goes_up_with_the_remote_object_as_controller_then_its_ver
     else {
         panic!()
     };
+    let SecretPayload(remote) = *remote;
     assert_eq!((name.as_str(), version.as_str()), ("creds", "55"));
     assert_eq!(remote.metadata.name.as_deref(), Some("creds-eu"));
     assert_eq!(remote.metadata.namespace.as_deref(), Some("tenant-a"));

@@ -26,7 +26,7 @@ use crate::error::{Error, api_status};
 use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey, Unmapped, is_dns1123_subdomain};
 use crate::metrics::{Cluster, ControllerMetrics, Metrics};
-use crate::plan::{NamespaceState, Observed, PlanContext, RemoteState, Step, plan};
+use crate::plan::{NamespaceState, Observed, PlanContext, RemoteState, SecretPayload, Step, plan};
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::Syncable;
 
@@ -656,7 +656,7 @@ impl<K: Syncable> Inner<K> {
                 if let Some(s) = store.get(&ObjectRef::new(name).within(&local_key.namespace))
                     && controller_uid(&s.metadata) == Some(uid.as_str())
                 {
-                    secrets.insert(name.clone(), (*s).clone());
+                    secrets.insert(name.clone(), SecretPayload((*s).clone()));
                 }
             }
         }
@@ -787,12 +787,12 @@ impl<K: Syncable> Inner<K> {
                 version,
                 remote,
             } => {
-                let remote_name = remote.metadata.name.clone().unwrap_or_default();
+                let remote_name = remote.0.metadata.name.clone().unwrap_or_default();
                 let api = Api::<Secret>::namespaced(self.remote.clone(), &key.namespace);
                 // An update, never a create: the remote secret must exist, so the controller's
                 // remote role needs no `create` (nor `get`) on secrets. The update carries no
                 // resource version, which secrets accept as an unconditional update.
-                match api.replace(&remote_name, &pp, &remote).await {
+                match api.replace(&remote_name, &pp, &remote.0).await {
                     Ok(_) => {
                         self.metrics.wrote(Cluster::Remote, "update", "secrets");
                         info!(secret = %name, remote_secret = %remote_name, "sent secret up");
