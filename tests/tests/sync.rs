@@ -939,3 +939,73 @@ async fn a_mass_remote_deletion_beyond_the_deletion_budget_stops_and_says_why() 
     assert_eq!(held, 3);
     ctl.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminating_local_object_is_waited_for_then_recreated() {
+    let t = test_env("term").await;
+    let ctl = start::<Database>(pair(), &t.name, |c| c.namespace_prefix(prefix(&t))).await;
+    t.create(&t.ns, &db("orders", "small")).await;
+    let (_, first) = t.converged(&t.ns, "orders", &t.ns, "orders").await;
+    let hold = serde_json::json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    t.local(&t.ns)
+        .patch("orders", &PatchParams::default(), &Patch::Merge(hold))
+        .await
+        .unwrap();
+    t.local(&t.ns)
+        .delete("orders", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = t.local(&t.ns).get("orders").await.unwrap();
+    assert_eq!(
+        held.uid(),
+        first.uid(),
+        "the terminating object was replaced"
+    );
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    t.local(&t.ns)
+        .patch("orders", &PatchParams::default(), &Patch::Merge(release))
+        .await
+        .unwrap();
+    let api = t.local(&t.ns);
+    eventually("a new local copy", WAIT, || async {
+        match api.get_opt("orders").await.map_err(|e| e.to_string())? {
+            Some(o) if o.uid() != first.uid() && o.metadata.deletion_timestamp.is_none() => Ok(()),
+            o => Err(format!(
+                "{:?}",
+                o.map(|o| (o.uid(), o.metadata.deletion_timestamp))
+            )),
+        }
+    })
+    .await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_object_that_vanished_while_the_controller_was_down_is_cleaned_up_after_restart() {
+    let t = test_env("vanish").await;
+    let ctl = start::<Database>(pair(), &t.name, |c| c.namespace_prefix(prefix(&t))).await;
+    t.create(&t.ns, &db("orders", "small")).await;
+    t.create(&t.ns, &db("billing", "small")).await;
+    t.converged(&t.ns, "orders", &t.ns, "orders").await;
+    t.converged(&t.ns, "billing", &t.ns, "billing").await;
+    ctl.stop().await;
+    // Someone strips the finalizers and deletes both while no controller runs: no watch will
+    // ever report these deletions to the next controller.
+    for name in ["orders", "billing"] {
+        let strip = serde_json::json!({"metadata": {"finalizers": null}});
+        t.remote(&t.ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(strip))
+            .await
+            .unwrap();
+        t.remote(&t.ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        t.gone(&t.remote(&t.ns), name).await;
+    }
+    let ctl = start::<Database>(pair(), &t.name, |c| c.namespace_prefix(prefix(&t))).await;
+    t.gone(&Api::<Namespace>::all(t.l.clone()), &t.ns).await;
+    ctl.stop().await;
+}
