@@ -323,6 +323,9 @@ where
     R::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     stream
+        // managedFields are often most of an object's size and are never read here; an update
+        // that omits them leaves them as they are on the server.
+        .modify(|o| o.meta_mut().managed_fields = None)
         .default_backoff()
         .reflect(writer)
         .touched_objects()
