@@ -93,7 +93,7 @@ pub async fn connect(e: &Existing, s: &mut Screen) -> anyhow::Result<Clusters> {
 
 async fn start(s: &mut Screen) -> anyhow::Result<Clusters> {
     s.say("• Starting two control planes, remote and local: etcd, kube-apiserver and");
-    s.say("  kube-controller-manager each. The first run builds them from source (5 to 10 minutes");
+    s.say("  kube-controller-manager each. The first run builds them from source (about 5 minutes");
     s.say("  on 2 cores, progress below); later runs take seconds.");
     let located = tokio::task::spawn_blocking(Binaries::locate);
     ticking(s, "building the control-plane binaries", located).await??;

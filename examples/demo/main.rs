@@ -161,8 +161,9 @@ async fn demo(args: &Args, s: &mut Screen, log: &Path) -> anyhow::Result<()> {
     s.say("  the agent is ready: its caches are filled (and, with leader election, it leads)");
 
     let told = story::tell(&mut steps, s).await;
-    if told.is_ok() {
-        summary::print(s, &steps, &registry);
+    match &told {
+        Ok(()) => summary::print(s, &steps, &registry),
+        Err(_) => summary::gave_up(s, &steps),
     }
     let cleaned = if clusters.own {
         Ok(())

@@ -22,6 +22,15 @@ pub fn print(s: &mut Screen, steps: &Steps, registry: &Registry) {
     println!("  Run the agent on your clusters: cargo run -p sync-examples --bin agent -- --help");
 }
 
+/// Prints the rows as last seen, when a step did not converge.
+pub fn gave_up(s: &mut Screen, steps: &Steps) {
+    s.clear();
+    println!("\nThe clusters when the demo gave up:");
+    for line in s.table(&steps.targets, &steps.rows) {
+        println!("  {line}");
+    }
+}
+
 /// `sync_writes_total`, summed by cluster and resource: "remote: objects 9, status 10; ...".
 fn writes(registry: &Registry) -> String {
     let mut text = String::new();
