@@ -1,0 +1,201 @@
+//! The reconciler under test, in a child process of its own (`sync-bench --controller-child`),
+//! so that the CPU time and memory the bench reports are the controller's alone.
+//!
+//! Protocol: the child prints `READY` on stdout once every watch has listed and reconciling
+//! started. It stops gracefully on SIGTERM, or when its stdin closes (the bench died), and
+//! then writes its Prometheus metrics to `--metrics-out`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use std::io::Read;
+use sync_core::{Metrics, SyncConfig, Syncable};
+use sync_tests::harness::Database;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The name of the local secret that a share of the objects send up.
+pub const SECRET: &str = "db-credentials";
+
+/// The configuration the controller runs with: the test kind's defaults, one secret, and the
+/// bench's concurrency.
+pub fn config(user: &str, concurrency: usize) -> SyncConfig {
+    Database::defaults()
+        .controller_name(user)
+        .secrets([SECRET])
+        .concurrency(concurrency)
+}
+
+/// What the child is given on its command line.
+pub struct ChildArgs<'a> {
+    /// The controller's user (and controller name).
+    pub user: &'a str,
+    /// Kubeconfig of that user on the remote cluster.
+    pub remote_kubeconfig: &'a Path,
+    /// Kubeconfig of that user on the local cluster.
+    pub local_kubeconfig: &'a Path,
+    /// Keys reconciled in parallel.
+    pub concurrency: usize,
+    /// Where the child writes its metrics when it stops.
+    pub metrics_out: &'a Path,
+}
+
+/// Runs the controller in this process until SIGTERM or the end of stdin: the body of
+/// `sync-bench --controller-child`.
+pub async fn run(args: ChildArgs<'_>) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let remote = sync_tests::client_from_kubeconfig(args.remote_kubeconfig).await?;
+    let local = sync_tests::client_from_kubeconfig(args.local_kubeconfig).await?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let config = config(args.user, args.concurrency);
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install a SIGTERM handler");
+        // A thread, as tokio's stdin is a blocking read on a thread too.
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            while !matches!(stdin.read(&mut buf), Ok(0) | Err(_)) {}
+            let _ = closed_tx.send(());
+        });
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = closed_rx => {}
+        }
+    };
+    let reconciler = Database::reconciler(remote, local)
+        .configure(|_| config)
+        .metrics(metrics)
+        .ready_flag(ready.clone())
+        .run(stop);
+    let announce = async {
+        while !ready.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("READY");
+        futures::future::pending::<()>().await;
+    };
+    tokio::select! {
+        r = reconciler => r.context("the reconciler failed")?,
+        () = announce => unreachable!("announcing never ends"),
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    std::fs::write(args.metrics_out, text)
+        .with_context(|| format!("write {}", args.metrics_out.display()))?;
+    Ok(())
+}
+
+/// The controller child, seen from the bench.
+pub struct Controller {
+    child: Child,
+    /// Its process id, for `/proc`.
+    pub pid: u32,
+    metrics_out: PathBuf,
+}
+
+impl Controller {
+    /// Starts `sync-bench --controller-child` and waits until it says it is reconciling.
+    pub async fn spawn(args: ChildArgs<'_>) -> Result<Controller> {
+        let exe = std::env::current_exe().context("find the sync-bench binary")?;
+        let mut child = Command::new(exe)
+            .arg("--controller-child")
+            .arg("--controller-user")
+            .arg(args.user)
+            .arg("--remote-kubeconfig")
+            .arg(args.remote_kubeconfig)
+            .arg("--local-kubeconfig")
+            .arg(args.local_kubeconfig)
+            .arg("--concurrency")
+            .arg(args.concurrency.to_string())
+            .arg("--metrics-out")
+            .arg(args.metrics_out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start the controller child")?;
+        let pid = child.id().context("the controller child has a pid")?;
+        let mut lines = BufReader::new(child.stdout.take().context("child stdout")?).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.trim() == "READY" {
+                    return Ok::<bool, std::io::Error>(true);
+                }
+            }
+            Ok(false)
+        })
+        .await;
+        match ready {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => bail!("the controller child exited before it was ready"),
+            Ok(Err(e)) => bail!("reading the controller child's output failed: {e}"),
+            Err(_) => bail!("the controller child was not ready within 120 s"),
+        }
+        Ok(Controller {
+            child,
+            pid,
+            metrics_out: args.metrics_out.to_owned(),
+        })
+    }
+
+    /// Stops the child with SIGTERM and returns its metrics text.
+    pub async fn stop(mut self) -> Result<String> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM).context("signal the child")?;
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("the controller child did not stop within 30 s")??;
+        if !status.success() {
+            bail!("the controller child exited with {status}");
+        }
+        std::fs::read_to_string(&self.metrics_out)
+            .with_context(|| format!("read {}", self.metrics_out.display()))
+    }
+}
+
+/// The `sync_reconciles_total` counters of a metrics text, by outcome.
+pub fn reconciles_by_outcome(metrics: &str) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with("sync_reconciles_total{"))
+        .filter_map(|l| {
+            let outcome = l.split("outcome=\"").nth(1)?.split('"').next()?.to_owned();
+            let n = l.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+            Some((outcome, n))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconcile_counters_are_read_by_outcome() {
+        let text = "# HELP sync_reconciles Reconciles by outcome\n\
+            sync_reconciles_total{controller=\"c\",outcome=\"wrote\"} 12\n\
+            sync_reconciles_total{controller=\"c\",outcome=\"in_sync\"} 3\n\
+            sync_writes_total{controller=\"c\",cluster=\"Remote\",verb=\"patch\",resource=\"objects\"} 5\n";
+        assert_eq!(
+            super::reconciles_by_outcome(text),
+            [("in_sync".to_owned(), 3), ("wrote".to_owned(), 12)]
+        );
+    }
+}

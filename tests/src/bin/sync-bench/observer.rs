@@ -1,0 +1,409 @@
+//! The bench's own view of both clusters: four watches (as the admin user) feeding one task
+//! that knows, per object, whether it has converged and when each stage was first seen.
+//!
+//! Every event is checked for its own object only, so the cost per event is constant and the
+//! observer stays cheap at 10,000 objects.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use sync_core::Keys;
+use sync_tests::harness::Database;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::child::SECRET;
+
+/// A message to the observer task.
+enum Msg {
+    Remote(Box<Database>, Instant),
+    Local(Box<Database>, Instant),
+    RemoteSecret(Box<Secret>),
+    LocalSecret(Box<Secret>),
+    Listed,
+    Track(Vec<(String, bool)>),
+    Created(String, Instant),
+    ExpectSpec(String, String, oneshot::Sender<Instant>),
+    WhenConverged(Option<String>, oneshot::Sender<Instant>),
+    Pending(oneshot::Sender<Vec<String>>),
+    Stages(oneshot::Sender<Stages>),
+}
+
+/// Per-object durations between stages of convergence, in milliseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Stages {
+    /// Remote create acknowledged → local copy first seen.
+    pub create_to_local: Vec<f64>,
+    /// Local copy first seen → remote generation annotations first seen.
+    pub local_to_annotated: Vec<f64>,
+    /// Local status first seen → the same status first seen on the remote object.
+    pub status_up: Vec<f64>,
+    /// Remote create acknowledged → converged.
+    pub create_to_converged: Vec<f64>,
+}
+
+/// A handle on the observer task.
+#[derive(Clone)]
+pub struct Observer {
+    tx: mpsc::UnboundedSender<Msg>,
+    watches: Arc<Vec<tokio::task::AbortHandle>>,
+}
+
+/// The key of an object: `namespace/name`, the same on both clusters (no suffixes).
+pub fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+fn key_of(o: &impl ResourceExt) -> String {
+    key(&o.namespace().unwrap_or_default(), &o.name_any())
+}
+
+fn watch<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    tx: mpsc::UnboundedSender<Msg>,
+    wrap: fn(K, Instant) -> Msg,
+) -> tokio::task::AbortHandle
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, cfg).default_backoff());
+        while let Some(e) = events.next().await {
+            let now = Instant::now();
+            let msg = match e {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => wrap(o, now),
+                Ok(watcher::Event::InitDone) => Msg::Listed,
+                Ok(_) => continue,
+                Err(e) => {
+                    eprintln!("bench watch failed, retrying: {e}");
+                    continue;
+                }
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    });
+    task.abort_handle()
+}
+
+impl Observer {
+    /// Starts the four watches and the observer task, and waits for their initial lists.
+    pub async fn start(remote: Client, local: Client) -> Result<Observer> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let secrets = watcher::Config::default().fields(&format!("metadata.name={SECRET}"));
+        let watches = vec![
+            watch(
+                Api::<Database>::all(remote.clone()),
+                watcher::Config::default(),
+                tx.clone(),
+                |o, t| Msg::Remote(Box::new(o), t),
+            ),
+            watch(
+                Api::<Database>::all(local.clone()),
+                watcher::Config::default(),
+                tx.clone(),
+                |o, t| Msg::Local(Box::new(o), t),
+            ),
+            watch(
+                Api::<Secret>::all(remote),
+                secrets.clone(),
+                tx.clone(),
+                |o, _| Msg::RemoteSecret(Box::new(o)),
+            ),
+            watch(Api::<Secret>::all(local), secrets, tx.clone(), |o, _| {
+                Msg::LocalSecret(Box::new(o))
+            }),
+        ];
+        let (listed_tx, listed_rx) = oneshot::channel();
+        tokio::spawn(State::default().run(rx, listed_tx));
+        tokio::time::timeout(Duration::from_secs(60), listed_rx)
+            .await
+            .map_err(|_| anyhow!("the bench's watches did not list within 60 s"))??;
+        Ok(Observer {
+            tx,
+            watches: Arc::new(watches),
+        })
+    }
+
+    /// Stops the watches, before the clusters go away.
+    pub fn stop(&self) {
+        for w in self.watches.iter() {
+            w.abort();
+        }
+    }
+
+    fn send(&self, msg: Msg) {
+        // The task lives as long as any handle does.
+        let _ = self.tx.send(msg);
+    }
+
+    /// Tracks these objects (key, whether it sends a secret up) for convergence.
+    pub fn track(&self, keys: Vec<(String, bool)>) {
+        self.send(Msg::Track(keys));
+    }
+
+    /// Notes when the remote create of `key` was acknowledged.
+    pub fn created(&self, key: String, at: Instant) {
+        self.send(Msg::Created(key, at));
+    }
+
+    /// Resolves when the local copy of `key` is seen with `spec.size == size`.
+    pub fn expect_local_size(&self, key: String, size: String) -> oneshot::Receiver<Instant> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::ExpectSpec(key, size, tx));
+        rx
+    }
+
+    /// Resolves when `key` (or, with `None`, every tracked object) is converged.
+    pub fn when_converged(&self, key: Option<String>) -> oneshot::Receiver<Instant> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::WhenConverged(key, tx));
+        rx
+    }
+
+    /// The tracked objects not converged now.
+    pub async fn pending(&self) -> Vec<String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Pending(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The stage durations of every tracked object.
+    pub async fn stages(&self) -> Stages {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Stages(tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct Entry {
+    secret: bool,
+    created: Option<Instant>,
+    local_seen: Option<Instant>,
+    annotated: Option<Instant>,
+    local_status: Option<Instant>,
+    status_up: Option<Instant>,
+    converged: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    remote: HashMap<String, Database>,
+    local: HashMap<String, Database>,
+    /// Secret data by namespace.
+    remote_secrets: HashMap<String, BTreeMap<String, ByteString>>,
+    local_secrets: HashMap<String, BTreeMap<String, ByteString>>,
+    /// The tracked key that sends a secret up, by namespace.
+    secret_key: HashMap<String, String>,
+    entries: HashMap<String, Entry>,
+    pending: HashSet<String>,
+    all_waiters: Vec<oneshot::Sender<Instant>>,
+    key_waiters: HashMap<String, Vec<oneshot::Sender<Instant>>>,
+    spec_waiters: HashMap<String, Vec<(String, oneshot::Sender<Instant>)>>,
+    keys: Option<Keys>,
+}
+
+impl State {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, listed: oneshot::Sender<()>) {
+        self.keys = Some(Keys::new(sync_core::DEFAULT_DOMAIN));
+        let mut listed = Some((listed, 0));
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Listed => {
+                    if let Some((tx, n)) = listed.take() {
+                        if n + 1 == 4 {
+                            let _ = tx.send(());
+                        } else {
+                            listed = Some((tx, n + 1));
+                        }
+                    }
+                }
+                Msg::Remote(o, at) => {
+                    let k = key_of(&*o);
+                    self.remote.insert(k.clone(), *o);
+                    self.check(&k, at);
+                }
+                Msg::Local(o, at) => {
+                    let k = key_of(&*o);
+                    if let Some(waiters) = self.spec_waiters.get_mut(&k) {
+                        let size = o.spec.size.clone();
+                        for (want, tx) in std::mem::take(waiters) {
+                            if want == size {
+                                let _ = tx.send(at);
+                            } else {
+                                waiters.push((want, tx));
+                            }
+                        }
+                    }
+                    self.local.insert(k.clone(), *o);
+                    self.check(&k, at);
+                }
+                Msg::RemoteSecret(s) => {
+                    let ns = s.namespace().unwrap_or_default();
+                    self.remote_secrets
+                        .insert(ns.clone(), s.data.unwrap_or_default());
+                    self.check_secret_of(&ns);
+                }
+                Msg::LocalSecret(s) => {
+                    let ns = s.namespace().unwrap_or_default();
+                    self.local_secrets
+                        .insert(ns.clone(), s.data.unwrap_or_default());
+                    self.check_secret_of(&ns);
+                }
+                Msg::Track(keys) => {
+                    let now = Instant::now();
+                    for (k, secret) in keys {
+                        if secret {
+                            let ns = k.split('/').next().unwrap_or_default().to_owned();
+                            self.secret_key.insert(ns, k.clone());
+                        }
+                        self.entries.insert(
+                            k.clone(),
+                            Entry {
+                                secret,
+                                ..Entry::default()
+                            },
+                        );
+                        self.pending.insert(k.clone());
+                        self.check(&k, now);
+                    }
+                }
+                Msg::Created(k, at) => {
+                    if let Some(e) = self.entries.get_mut(&k) {
+                        e.created = Some(at);
+                    }
+                }
+                Msg::ExpectSpec(k, size, tx) => {
+                    if self.local.get(&k).is_some_and(|l| l.spec.size == size) {
+                        let _ = tx.send(Instant::now());
+                    } else {
+                        self.spec_waiters.entry(k).or_default().push((size, tx));
+                    }
+                }
+                Msg::WhenConverged(None, tx) => {
+                    if self.pending.is_empty() {
+                        let _ = tx.send(Instant::now());
+                    } else {
+                        self.all_waiters.push(tx);
+                    }
+                }
+                Msg::WhenConverged(Some(k), tx) => {
+                    if self.converged(&k) {
+                        let _ = tx.send(Instant::now());
+                    } else {
+                        self.key_waiters.entry(k).or_default().push(tx);
+                    }
+                }
+                Msg::Pending(tx) => {
+                    let mut p: Vec<String> = self.pending.iter().cloned().collect();
+                    p.sort();
+                    let _ = tx.send(p);
+                }
+                Msg::Stages(tx) => {
+                    let _ = tx.send(self.stages());
+                }
+            }
+        }
+    }
+
+    fn check_secret_of(&mut self, ns: &str) {
+        if let Some(k) = self.secret_key.get(ns).cloned() {
+            self.check(&k, Instant::now());
+        }
+    }
+
+    /// Whether `key` is converged now: the local spec is the remote one, the generation
+    /// annotations are right, the local controller has seen the current generation and its
+    /// status is on the remote object, and the secret (if any) went up.
+    fn converged(&self, key: &str) -> bool {
+        let (Some(r), Some(l)) = (self.remote.get(key), self.local.get(key)) else {
+            return false;
+        };
+        let spec = l.spec.size == r.spec.size
+            && (r.spec.replicas.is_none() || r.spec.replicas == l.spec.replicas);
+        let status = l.status.as_ref().is_some_and(|s| {
+            s.observed_generation == l.metadata.generation && r.status.as_ref() == Some(s)
+        });
+        let secret = !self.entries.get(key).is_some_and(|e| e.secret) || {
+            let ns = key.split('/').next().unwrap_or_default();
+            match (self.local_secrets.get(ns), self.remote_secrets.get(ns)) {
+                (Some(l), Some(r)) => !l.is_empty() && l == r,
+                _ => false,
+            }
+        };
+        spec && self.annotated(r, l) && status && secret
+    }
+
+    fn annotated(&self, r: &Database, l: &Database) -> bool {
+        let keys = self.keys.as_ref().expect("set at start");
+        let a = r.annotations();
+        let gen_of = |k: &str| a.get(k).and_then(|v| v.parse::<i64>().ok());
+        gen_of(&keys.remote_generation) == r.metadata.generation
+            && gen_of(&keys.local_generation) == l.metadata.generation
+    }
+
+    fn check(&mut self, key: &str, at: Instant) {
+        if !self.entries.contains_key(key) {
+            return;
+        }
+        let converged = self.converged(key);
+        let local_seen = self.local.contains_key(key);
+        let annotated = match (self.remote.get(key), self.local.get(key)) {
+            (Some(r), Some(l)) => self.annotated(r, l),
+            _ => false,
+        };
+        let local_status = self.local.get(key).and_then(|l| l.status.clone());
+        let status_up = local_status.is_some()
+            && self.remote.get(key).and_then(|r| r.status.as_ref()) == local_status.as_ref();
+        let e = self.entries.get_mut(key).expect("checked above");
+        let first = |slot: &mut Option<Instant>, now: bool| {
+            if now && slot.is_none() {
+                *slot = Some(at);
+            }
+        };
+        first(&mut e.local_seen, local_seen);
+        first(&mut e.annotated, annotated);
+        first(&mut e.local_status, local_status.is_some());
+        first(&mut e.status_up, status_up);
+        first(&mut e.converged, converged);
+        if converged {
+            self.pending.remove(key);
+            for tx in self.key_waiters.remove(key).unwrap_or_default() {
+                let _ = tx.send(at);
+            }
+            if self.pending.is_empty() {
+                for tx in self.all_waiters.drain(..) {
+                    let _ = tx.send(at);
+                }
+            }
+        } else {
+            self.pending.insert(key.to_owned());
+        }
+    }
+
+    fn stages(&self) -> Stages {
+        let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_secs_f64() * 1000.0),
+            _ => None,
+        };
+        let mut s = Stages::default();
+        for e in self.entries.values() {
+            s.create_to_local.extend(ms(e.created, e.local_seen));
+            s.local_to_annotated.extend(ms(e.local_seen, e.annotated));
+            s.status_up.extend(ms(e.local_status, e.status_up));
+            s.create_to_converged.extend(ms(e.created, e.converged));
+        }
+        s
+    }
+}
