@@ -57,7 +57,10 @@ fn main() -> ExitCode {
         logging(&log)?;
         tokio::select! {
             r = demo(&args, &mut screen, &log) => r,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+            _ = tokio::signal::ctrl_c() => {
+                INTERRUPTED.store(true, Ordering::Relaxed);
+                bail!("interrupted")
+            }
         }
     });
     // Whatever still runs (after an interruption, say) stops here.
@@ -69,6 +72,11 @@ fn main() -> ExitCode {
             let _ = std::fs::remove_file(&log);
             println!("\nDone in {secs}s. Nothing is left running.");
             ExitCode::SUCCESS
+        }
+        Err(_) if interrupted(&args) => {
+            eprintln!("\nInterrupted after {secs}s; the demo's agent and planes are stopped.");
+            let _ = std::fs::remove_file(&log);
+            ExitCode::from(130)
         }
         Err(e) => {
             eprintln!("\ndemo failed after {secs}s: {e:#}");
@@ -82,6 +90,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether Ctrl-C ended the demo. On existing clusters, the demo's objects stay behind then:
+/// their namespaces end in a random suffix, and an agent must run to release them.
+fn interrupted(args: &Args) -> bool {
+    let yes = INTERRUPTED.load(Ordering::Relaxed);
+    let existing =
+        args.existing.remote_kubeconfig.is_some() || args.existing.remote_context.is_some();
+    if yes && existing {
+        eprintln!("The demo's tenant-* namespaces stay on the existing clusters.");
+    }
+    yes
 }
 
 /// The agent's and the local controller's logs go to a file, so they do not break the table.
