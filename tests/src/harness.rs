@@ -200,24 +200,34 @@ impl Drop for Running {
     }
 }
 
+/// Binds `user` on each cluster to exactly the rules `sync_core::rbac` emits for `config`.
+pub async fn grant_controller<K: Syncable>(
+    pair: &Pair,
+    user: &str,
+    config: &SyncConfig,
+    leader_election: bool,
+) {
+    grant(
+        &admin(&pair.remote).await,
+        user,
+        sync_core::rbac::remote_rules::<K>(config),
+    )
+    .await;
+    grant(
+        &admin(&pair.local).await,
+        user,
+        sync_core::rbac::local_rules::<K>(config, leader_election),
+    )
+    .await;
+}
+
 pub async fn start<K: Syncable>(
     pair: &Pair,
     user: &str,
     configure: impl FnOnce(SyncConfig) -> SyncConfig,
 ) -> Running {
     let config = configure(K::defaults().controller_name(user));
-    grant(
-        &admin(&pair.remote).await,
-        user,
-        sync_core::rbac::remote_rules::<K>(&config),
-    )
-    .await;
-    grant(
-        &admin(&pair.local).await,
-        user,
-        sync_core::rbac::local_rules::<K>(&config, false),
-    )
-    .await;
+    grant_controller::<K>(pair, user, &config, false).await;
     let remote = pair.remote.client_as(user, &[]).await.unwrap();
     let local = pair.local.client_as(user, &[]).await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -233,4 +243,25 @@ pub async fn start<K: Syncable>(
         stop: Some(tx),
         handle: Some(handle),
     }
+}
+
+/// The arguments of `sync-test-controller` for `user`: its own kubeconfigs on each cluster
+/// (bound only to what the test grants), the controller name `user`, then `extra`.
+pub fn controller_args(pair: &Pair, user: &str, extra: &[&str]) -> Vec<String> {
+    let kubeconfig = |p: &ControlPlane| {
+        p.kubeconfig_for_user(user, &[])
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let mut args = vec![
+        "--remote-kubeconfig".to_owned(),
+        kubeconfig(&pair.remote),
+        "--local-kubeconfig".to_owned(),
+        kubeconfig(&pair.local),
+        "--name".to_owned(),
+        user.to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
 }

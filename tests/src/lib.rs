@@ -36,6 +36,7 @@
 mod audit;
 mod binaries;
 mod certs;
+pub mod controller;
 mod crd;
 pub mod crds;
 mod error;

@@ -1,0 +1,166 @@
+//! The test kind's reconciler as a process of its own, for the fault tests that kill, pause or
+//! restart a controller (SIGKILL mid-burst, leader election, watch expiry).
+//!
+//! ```text
+//! sync-test-controller --remote-kubeconfig R --local-kubeconfig L --name NAME
+//!     [--namespace-prefix P] [--remote-suffix S] [--local-namespace-suffix S]
+//!     [--secrets a,b] [--concurrency N] [--backoff-ms INITIAL,MAX]
+//!     [--lease NAMESPACE/NAME --identity ID --lease-seconds N]
+//! ```
+//!
+//! It runs `sync_tests::harness::Database` with the given kubeconfigs (per-user ones from
+//! `ControlPlane::kubeconfig_for_user`, so it has only the RBAC the test granted), logs to
+//! stderr (`RUST_LOG`, default `info`), prints `READY` / `NOT_READY` on stdout as its ready
+//! flag changes (with leader election: as it starts and stops leading), stops gracefully on
+//! SIGTERM, and exits when its parent process goes, so a killed test leaves no controller
+//! behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sync_core::{LeaderElection, Syncable};
+use sync_tests::client_from_kubeconfig;
+use sync_tests::harness::Database;
+
+#[derive(Default)]
+struct Args {
+    remote: Option<PathBuf>,
+    local: Option<PathBuf>,
+    name: Option<String>,
+    namespace_prefix: String,
+    remote_suffix: String,
+    local_namespace_suffix: String,
+    secrets: Vec<String>,
+    concurrency: Option<usize>,
+    backoff: Option<(u64, u64)>,
+    lease: Option<(String, String)>,
+    identity: Option<String>,
+    lease_seconds: u64,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        lease_seconds: 15,
+        ..Args::default()
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--remote-kubeconfig" => a.remote = Some(value()?.into()),
+            "--local-kubeconfig" => a.local = Some(value()?.into()),
+            "--name" => a.name = Some(value()?),
+            "--namespace-prefix" => a.namespace_prefix = value()?,
+            "--remote-suffix" => a.remote_suffix = value()?,
+            "--local-namespace-suffix" => a.local_namespace_suffix = value()?,
+            "--secrets" => a.secrets = value()?.split(',').map(str::to_owned).collect(),
+            "--concurrency" => a.concurrency = Some(value()?.parse().map_err(|e| format!("{e}"))?),
+            "--backoff-ms" => {
+                let v = value()?;
+                let (i, m) = v.split_once(',').ok_or("--backoff-ms INITIAL,MAX")?;
+                let n = |s: &str| s.parse::<u64>().map_err(|e| format!("{e}"));
+                a.backoff = Some((n(i)?, n(m)?));
+            }
+            "--lease" => {
+                let v = value()?;
+                let (ns, name) = v.split_once('/').ok_or("--lease NAMESPACE/NAME")?;
+                a.lease = Some((ns.to_owned(), name.to_owned()));
+            }
+            "--identity" => a.identity = Some(value()?),
+            "--lease-seconds" => a.lease_seconds = value()?.parse().map_err(|e| format!("{e}"))?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube_client::client::builder=off".into()),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = parse().unwrap_or_else(|e| {
+        eprintln!("sync-test-controller: {e}");
+        std::process::exit(2)
+    });
+    let (Some(remote), Some(local), Some(name)) = (&args.remote, &args.local, &args.name) else {
+        eprintln!(
+            "sync-test-controller: --remote-kubeconfig, --local-kubeconfig and --name are required"
+        );
+        std::process::exit(2)
+    };
+    let remote = client_from_kubeconfig(remote).await.expect("remote client");
+    let local = client_from_kubeconfig(local).await.expect("local client");
+
+    let parent = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if std::os::unix::process::parent_id() != parent {
+                eprintln!("sync-test-controller: parent process gone; exiting");
+                std::process::exit(3);
+            }
+        }
+    });
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let flag = ready.clone();
+    tokio::spawn(async move {
+        let mut was = false;
+        loop {
+            let now = flag.load(Ordering::Relaxed);
+            if now != was {
+                println!("{}", if now { "READY" } else { "NOT_READY" });
+                was = now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+
+    let mut builder = Database::reconciler(remote, local)
+        .configure(|c| {
+            let c = c
+                .controller_name(name.clone())
+                .namespace_prefix(args.namespace_prefix.clone())
+                .remote_suffix(args.remote_suffix.clone())
+                .local_namespace_suffix(args.local_namespace_suffix.clone())
+                .secrets(args.secrets.clone());
+            match args.concurrency {
+                Some(n) => c.concurrency(n),
+                None => c,
+            }
+        })
+        .ready_flag(ready)
+        .shutdown_deadline(Duration::from_secs(5));
+    if let Some((initial, max)) = args.backoff {
+        builder = builder.backoff(Duration::from_millis(initial), Duration::from_millis(max));
+    }
+    if let Some((ns, lease)) = &args.lease {
+        let identity = args.identity.clone().unwrap_or_else(|| name.clone());
+        builder = builder.leader_election(
+            LeaderElection::new(lease.clone(), ns.clone(), identity)
+                .lease_duration(Duration::from_secs(args.lease_seconds))
+                .renew_grace(Duration::from_secs((args.lease_seconds / 3).max(1))),
+        );
+    }
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    if let Err(e) = builder.run(shutdown).await {
+        eprintln!("sync-test-controller: {e}");
+        std::process::exit(1);
+    }
+    eprintln!("sync-test-controller: stopped");
+}
