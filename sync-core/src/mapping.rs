@@ -290,6 +290,49 @@ mod tests {
         }
 
         #[test]
+        fn names_that_carry_the_suffixes_map_exactly_when_the_result_is_valid(
+            rs in part(), rns in part(), lns in part(), prefix in part(),
+            base in "[a-z0-9.-]{0,24}", ns_base in "[a-z0-9-]{0,40}",
+        ) {
+            // Built as base + suffix, so the suffixes are always there and stripping them is
+            // really exercised (arbitrary strings rarely end with a generated suffix).
+            let m = mapping(&rs, &rns, &lns, &prefix);
+            let remote = ObjectKey::new(format!("{prefix}{ns_base}{rns}"), format!("{base}{rs}"));
+            let namespace = format!("{prefix}{ns_base}{lns}");
+            match m.to_local(&remote) {
+                Ok(local) => {
+                    prop_assert_eq!(&local.name, &base);
+                    prop_assert_eq!(&local.namespace, &namespace);
+                    prop_assert_eq!(m.to_remote(&local), Some(remote));
+                }
+                Err(Unmapped::InvalidName(n)) => {
+                    prop_assert_eq!(&n, &base);
+                    prop_assert!(!is_dns1123_subdomain(&base));
+                }
+                Err(Unmapped::InvalidNamespace(n)) => {
+                    prop_assert_eq!(&n, &namespace);
+                    prop_assert!(is_dns1123_subdomain(&base) && !is_dns1123_label(&namespace));
+                }
+                Err(e) => prop_assert!(false, "{remote} carries every affix yet is {e:?}"),
+            }
+        }
+
+        #[test]
+        fn shards_with_suffixes_that_do_not_end_one_another_never_share_an_object(
+            a in "[a-z0-9-]{1,6}", b in "[a-z0-9-]{1,6}",
+            base in "[a-z0-9]{1,10}", ns in "[a-z0-9]{1,10}",
+        ) {
+            let (ma, mb) = (mapping(&a, "", "", ""), mapping(&b, "", "", ""));
+            for name in [format!("{base}{a}"), format!("{base}{b}"), format!("{base}{a}{b}"), format!("{base}{b}{a}")] {
+                let key = ObjectKey::new(ns.clone(), name);
+                let both = ma.to_local(&key).is_ok() && mb.to_local(&key).is_ok();
+                // Only overlapping suffixes ("-eu" and "-west-eu") can both match: the claim
+                // annotation tells such controllers apart.
+                prop_assert!(!both || a.ends_with(&b) || b.ends_with(&a), "{key} maps under {a:?} and {b:?}");
+            }
+        }
+
+        #[test]
         fn mapping_never_panics(ns in ".{0,80}", name in ".{0,80}", rs in ".{0,4}", lns in ".{0,4}") {
             let m = mapping(&rs, "", &lns, "");
             let _ = m.to_local(&ObjectKey::new(ns.clone(), name.clone()));
