@@ -125,8 +125,8 @@ pub fn local_rbac(config: &SyncConfig, leader_election: bool) -> (ClusterRole, C
 
 /// The namespace, service account and Deployment of the agent on the regional cluster.
 ///
-/// Two replicas with leader election. Only the leader reports ready, so the Deployment uses
-/// the `Recreate` strategy: a rolling update would wait for a standby to become ready.
+/// Two replicas with leader election. Both report ready once their caches are warm, so a
+/// rolling update replaces them one at a time while the other holds or takes the Lease.
 pub fn agent() -> (Namespace, ServiceAccount, Deployment) {
     let meta = |name: &str| ObjectMeta {
         name: Some(name.to_owned()),
@@ -182,7 +182,6 @@ pub fn agent() -> (Namespace, ServiceAccount, Deployment) {
         "metadata": { "name": "sync-agent", "namespace": NAMESPACE, "labels": labels },
         "spec": {
             "replicas": 2,
-            "strategy": { "type": "Recreate" },
             "selector": { "matchLabels": labels },
             "template": {
                 "metadata": { "labels": labels },

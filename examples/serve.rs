@@ -68,7 +68,7 @@ async fn readyz(State(s): State<Shared>) -> (StatusCode, &'static str) {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: caches filling, or standing by for the lease\n",
+            "not ready: caches filling\n",
         )
     }
 }

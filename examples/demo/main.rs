@@ -180,7 +180,7 @@ async fn demo(args: &Args, s: &mut Screen, log: &Path) -> anyhow::Result<()> {
     let until_ready = tokio::time::timeout(timeout, until_ready);
     let waited = ticking(s, "waiting for the agent to be ready", until_ready).await;
     waited.context("the agent was not ready in time")??;
-    s.say("  the agent is ready: its caches are filled (and, with leader election, it leads)");
+    s.say("  the agent is ready: its caches are filled");
 
     let told = story::tell(&mut steps, s).await;
     match &told {

@@ -110,8 +110,9 @@ impl<K: Syncable> SyncBuilder<K> {
         self
     }
 
-    /// A flag set once every watch has listed its objects and the reconciler is working, and
-    /// cleared when it stops; for readiness probes.
+    /// A flag set once every watch has listed its objects, and cleared when the reconciler
+    /// stops; for readiness probes. A standby replica under leader election is ready too: its
+    /// caches are warm and it takes over as soon as it holds the Lease.
     pub fn ready_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.ready = Some(flag);
         self
@@ -195,26 +196,36 @@ impl<K: Syncable> SyncBuilder<K> {
         let shutdown = shutdown.boxed().shared();
         let backoff = self.backoff;
         let deadline = self.shutdown_deadline;
-        let ready = self.ready;
+        let set_ready = |v: bool| {
+            if let Some(r) = &self.ready {
+                r.store(v, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
         let result = tokio::select! {
             () = shutdown.clone() => Ok(()),
-            () = inner.wait_for_caches() => match self.leader {
-                Some(leader) => {
-                    let inner = inner.clone();
-                    leader
-                        .run_while_leading(self.local.clone(), rx, shutdown.clone(), move |rx, stop| {
-                            // Losing the Lease stops writes at once: no grace for running passes.
-                            let deadline = Duration::ZERO;
-                            inner.clone().work(rx, backoff, deadline, ready.clone(), stop)
-                        })
-                        .await
+            () = inner.wait_for_caches() => {
+                // Ready means able to work: a standby with warm caches is ready too, so a
+                // rolling update of several replicas can proceed.
+                set_ready(true);
+                match self.leader {
+                    Some(leader) => {
+                        let inner = inner.clone();
+                        leader
+                            .run_while_leading(self.local.clone(), rx, shutdown.clone(), move |rx, stop| {
+                                // Losing the Lease stops writes at once: no grace for running passes.
+                                let deadline = Duration::ZERO;
+                                inner.clone().work(rx, backoff, deadline, stop)
+                            })
+                            .await
+                    }
+                    None => {
+                        inner.clone().work(rx, backoff, deadline, shutdown.clone()).await;
+                        Ok(())
+                    }
                 }
-                None => {
-                    inner.clone().work(rx, backoff, deadline, ready, shutdown.clone()).await;
-                    Ok(())
-                }
-            },
+            }
         };
+        set_ready(false);
         watch.abort();
         info!(controller = %inner.config.controller_name, "reconciler stopped");
         result
@@ -432,7 +443,6 @@ impl<K: Syncable> Inner<K> {
         rx: mpsc::UnboundedReceiver<ObjectKey>,
         backoff: Backoff,
         deadline: Duration,
-        ready: Option<Arc<std::sync::atomic::AtomicBool>>,
         stop: impl Future<Output = ()> + Send,
     ) -> mpsc::UnboundedReceiver<ObjectKey> {
         // Every cached object gets a pass when work starts: the watch events that announced
@@ -449,12 +459,6 @@ impl<K: Syncable> Inner<K> {
                 .iter()
                 .filter_map(|o| self.mapping.to_remote(&key_of(o.as_ref()))),
         );
-        let set_ready = |v: bool| {
-            if let Some(r) = &ready {
-                r.store(v, std::sync::atomic::Ordering::Relaxed);
-            }
-        };
-        set_ready(true);
         let mut rx = rx;
         let me = self.clone();
         let metrics = self.metrics.clone();
@@ -472,7 +476,6 @@ impl<K: Syncable> Inner<K> {
             stop,
         )
         .await;
-        set_ready(false);
         rx
     }
 
