@@ -654,3 +654,264 @@ proptest! {
         }
     }
 }
+
+/// Junk where people or other tools can write: generation and bookkeeping annotations that do
+/// not parse, paused values other than "true", secrets, a pass that already wrote.
+fn arb_any() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
+    let junk = prop_oneof![
+        Just(None),
+        Just(Some(String::new())),
+        Just(Some("three".to_string())),
+        Just(Some("-1".to_string())),
+        Just(Some("99999999999999999999".to_string())),
+        Just(Some("{not json".to_string())),
+        Just(Some("3".to_string())),
+    ];
+    let pause = prop_oneof![
+        Just(None),
+        Just(Some("true")),
+        Just(Some("false")),
+        Just(Some("True")),
+    ];
+    (
+        arb_observed(),
+        (junk.clone(), junk.clone(), junk),
+        (pause.clone(), pause),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+    )
+        .prop_map(
+            |((mut o, config), (rg, lg, sv), (rp, lp), (secret, pushed, applied))| {
+                if let RemoteState::Present(r) = &mut o.remote {
+                    let a = r.metadata.annotations.get_or_insert_with(Default::default);
+                    for (k, v) in [
+                        ("sync-remote-generation", rg),
+                        ("sync-local-generation", lg),
+                        ("sync-secret-versions", sv),
+                    ] {
+                        if let Some(v) = v {
+                            a.insert(format!("{D}/{k}"), v);
+                        }
+                    }
+                    if let Some(p) = rp {
+                        a.insert(format!("{D}/paused"), p.to_string());
+                    }
+                }
+                if let (Some(l), Some(p)) = (&mut o.local, lp) {
+                    l.metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(format!("{D}/paused"), p.to_string());
+                }
+                if secret && let Some(l) = &o.local {
+                    o.secrets
+                        .insert("creds".into(), SecretPayload(owned_secret(l, "9")));
+                }
+                if pushed {
+                    o.pushed_secrets.insert("creds".into(), "9".into());
+                }
+                o.spec_applied = applied;
+                (o, config.secrets(["creds"]))
+            },
+        )
+}
+
+fn owned_secret(owner: &Thing, rv: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some("creds".into()),
+            namespace: owner.metadata.namespace.clone(),
+            resource_version: Some(rv.into()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "test.dev/v1".into(),
+                kind: "Thing".into(),
+                name: owner.metadata.name.clone().unwrap_or_default(),
+                uid: owner.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]),
+            ..ObjectMeta::default()
+        },
+        data: Some([("k".to_string(), k8s_openapi::ByteString(b"v".to_vec()))].into()),
+        ..Secret::default()
+    }
+}
+
+/// What the API servers do with a step, enough to follow a pass to its end. The local API server
+/// defaults `replicas` to 1, as the test CRD does, and bumps the generation on a spec change.
+fn simulate(step: &Step<Thing>, o: &mut Observed<Thing>) {
+    fn bump(meta: &mut ObjectMeta) {
+        let rv: u64 = meta
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        meta.resource_version = Some((rv + 1).to_string());
+    }
+    match step {
+        Step::CreateNamespace => {
+            o.namespace = Some(NamespaceState {
+                owned: true,
+                terminating: false,
+            });
+        }
+        Step::CreateLocal(l) => {
+            let mut l = (**l).clone();
+            l.spec.replicas.get_or_insert(1);
+            l.metadata.generation = Some(1);
+            l.metadata.uid = Some("new-local-uid".into());
+            l.metadata.resource_version = Some("1".into());
+            o.local = Some(l);
+            o.spec_applied = true;
+        }
+        Step::UpdateLocal(d) => {
+            let old = o.local.take().expect("an update has a local object");
+            let mut d = (**d).clone();
+            d.spec.replicas.get_or_insert(1);
+            if d.spec != old.spec {
+                d.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+            }
+            bump(&mut d.metadata);
+            o.local = Some(d);
+            o.spec_applied = true;
+        }
+        Step::PatchRemote(p) | Step::ReleaseFinalizer(p) => {
+            if let RemoteState::Present(r) = &mut o.remote {
+                assert_eq!(
+                    Some(&p.resource_version),
+                    r.metadata.resource_version.as_ref(),
+                    "a remote patch is guarded by the version it was computed from"
+                );
+                p.apply_to(&mut r.metadata);
+                bump(&mut r.metadata);
+            }
+        }
+        Step::PatchRemoteStatus(v) => {
+            if let RemoteState::Present(r) = &mut o.remote {
+                r.status = serde_json::from_value(v.clone()).ok();
+                bump(&mut r.metadata);
+            }
+        }
+        Step::PushSecret { name, version, .. } => {
+            o.pushed_secrets.insert(name.clone(), version.clone());
+        }
+        Step::DeleteNamespace => {
+            o.namespace = None;
+            o.local = None;
+        }
+        Step::DeleteLocal(_) => o.local = None,
+        Step::InSync | Step::Paused | Step::Wait(_) => {}
+    }
+}
+
+/// A live, unpaused remote object with every kind of difference from its local copy.
+fn arb_live() -> impl Strategy<Value = Observed<Thing>> {
+    let labels = prop::collection::btree_map("[a-c]", "[x-z]", 0..3);
+    (
+        (prop_oneof![Just("small"), Just("large")], 1i64..5, 1i64..5),
+        (
+            0u8..3,
+            prop_oneof![Just("small"), Just("edited")],
+            labels.clone(),
+        ),
+        (0u8..3, any::<bool>(), any::<bool>(), any::<bool>()),
+        (labels, any::<bool>(), any::<bool>()),
+    )
+        .prop_map(
+            |(
+                (size, rg, lg),
+                (l_state, l_size, l_labels),
+                (ns, ns_owned, fin, claimed_before),
+                (r_labels, status, secret),
+            )| {
+                let f = default_fixture();
+                let mut r = remote(rg);
+                r.spec.size = size.into();
+                if claimed_before {
+                    r = claimed(r, lg);
+                }
+                if !fin {
+                    r.metadata.finalizers = None;
+                }
+                r.metadata.labels = Some(r_labels);
+                let local = (l_state != 0).then(|| {
+                    let mut l = f.local_from(&r, lg);
+                    if l_state == 2 {
+                        // Someone edits the local copy: a spec edit moves its generation.
+                        if l.spec.size != l_size {
+                            l.spec.size = l_size.into();
+                            l.metadata.generation = Some(lg + 1);
+                        }
+                        l.metadata.labels = Some(l_labels);
+                    }
+                    if status {
+                        l.status = Some(ThingStatus {
+                            ready: true,
+                            observed_generation: lg,
+                        });
+                    }
+                    l
+                });
+                let mut o = observed(r, local);
+                o.namespace = (ns != 0).then_some(NamespaceState {
+                    owned: ns_owned,
+                    terminating: false,
+                });
+                if secret && let Some(l) = &o.local {
+                    o.secrets
+                        .insert("creds".into(), SecretPayload(owned_secret(l, "5")));
+                }
+                o
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn junk_written_by_others_never_makes_a_plan_delete_or_write_wrongly((o, config) in arb_any()) {
+        let f = fixture(config);
+        let step = plan(&o, &f.cx());
+        let keys = Keys::new(D);
+        let paused = o.local.as_ref().is_some_and(|l| is_paused(&l.metadata, &keys))
+            || matches!(&o.remote, RemoteState::Present(r) if is_paused(&r.metadata, &keys));
+        prop_assert!(!(paused && step.is_write()), "{step:?}");
+        let going = match &o.remote {
+            RemoteState::Gone => true,
+            RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
+        };
+        if matches!(step, Step::DeleteNamespace) {
+            let ns = o.namespace.unwrap();
+            prop_assert!(going && ns.owned && !ns.terminating && !o.live_sibling);
+        }
+        if step.is_local_delete() {
+            prop_assert!(going, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn a_live_object_converges_in_a_few_writes_and_the_next_pass_writes_nothing(o in arb_live()) {
+        let f = fixture(default_fixture().config.secrets(["creds"]));
+        let mut o = o;
+        let mut steps = Vec::new();
+        loop {
+            let step = plan(&o, &f.cx());
+            if !step.is_write() {
+                prop_assert!(matches!(step, Step::InSync), "ended with {step:?} after {steps:?}");
+                break;
+            }
+            prop_assert!(!step.is_local_delete(), "{step:?} for a live object");
+            prop_assert!(steps.len() < 8, "no end in sight: {steps:?}");
+            simulate(&step, &mut o);
+            steps.push(format!("{step:?}").chars().take(60).collect::<String>());
+        }
+        let local_spec_writes = steps.iter().filter(|s| s.starts_with("UpdateLocal") || s.starts_with("CreateLocal")).count();
+        prop_assert!(local_spec_writes <= 1, "{steps:?}");
+        // A new pass, as after a restart: what was recorded on the remote object is enough.
+        o.spec_applied = false;
+        o.pushed_secrets.clear();
+        let again = plan(&o, &f.cx());
+        prop_assert!(matches!(again, Step::InSync), "a second pass wants {again:?} after {steps:?}");
+        let (RemoteState::Present(r), Some(l)) = (&o.remote, &o.local) else { unreachable!() };
+        prop_assert_eq!(&r.spec.size, &l.spec.size);
+        prop_assert_eq!(r.status.as_ref(), l.status.as_ref().or(r.status.as_ref()));
+    }
+}
