@@ -85,6 +85,9 @@ struct Args {
     /// Concurrency of the bench's own remote creates (the management plane's).
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
+    /// Skip the two ceiling runs (their figures are then `null`), e.g. for a memory experiment.
+    #[arg(long)]
+    skip_ceiling: bool,
     /// Give up on convergence after this many seconds (default 120 + N/10).
     #[arg(long)]
     timeout_seconds: Option<u64>,
@@ -433,26 +436,29 @@ async fn bench(args: Args) -> Result<()> {
     let reconciles = child::reconciles_by_outcome(&metrics);
 
     // 5. The ceilings, on fresh namespaces, with no controller running.
-    log("ceiling: the controller's minimal writes by a plain client");
-    let ceiling_layout = layout.with_prefix(&prefix("ceil"));
-    let ceiling_seconds = ceiling::controller_writes(
-        &admin_remote,
-        &admin_local,
-        &ceiling_layout,
-        plan.concurrency,
-    )
-    .await?
-    .as_secs_f64();
-    log("ceiling: every write of the pipeline by a plain client");
-    let pipeline_layout = layout.with_prefix(&prefix("pipe"));
-    let pipeline_seconds = ceiling::pipeline(
-        &admin_remote,
-        &admin_local,
-        &pipeline_layout,
-        plan.concurrency,
-    )
-    .await?
-    .as_secs_f64();
+    let (mut ceiling_seconds, mut pipeline_seconds) = (f64::NAN, f64::NAN);
+    if !args.skip_ceiling {
+        log("ceiling: the controller's minimal writes by a plain client");
+        let ceiling_layout = layout.with_prefix(&prefix("ceil"));
+        ceiling_seconds = ceiling::controller_writes(
+            &admin_remote,
+            &admin_local,
+            &ceiling_layout,
+            plan.concurrency,
+        )
+        .await?
+        .as_secs_f64();
+        log("ceiling: every write of the pipeline by a plain client");
+        let pipeline_layout = layout.with_prefix(&prefix("pipe"));
+        pipeline_seconds = ceiling::pipeline(
+            &admin_remote,
+            &admin_local,
+            &pipeline_layout,
+            plan.concurrency,
+        )
+        .await?
+        .as_secs_f64();
+    }
 
     let n = layout.objects as f64;
     let objects_per_second = n / converge_seconds;
