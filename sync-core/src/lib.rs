@@ -20,6 +20,7 @@ mod mapping;
 mod metrics;
 pub mod plan;
 pub mod rbac;
+mod reachability;
 mod reconciler;
 mod scheduler;
 mod syncable;

@@ -16,7 +16,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
 
@@ -27,6 +27,7 @@ use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey, Unmapped, is_dns1123_subdomain};
 use crate::metrics::{Cluster, ControllerMetrics, Metrics};
 use crate::plan::{NamespaceState, Observed, PlanContext, RemoteState, SecretPayload, Step, plan};
+use crate::reachability::{Failure, NoAnswer, Reachability, Unreachable};
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::Syncable;
 
@@ -34,6 +35,8 @@ use crate::syncable::Syncable;
 const WAIT_DELAY: Duration = Duration::from_secs(1);
 /// At most this many writes in one pass for one key; then the key is queued again.
 const MAX_STEPS: usize = 12;
+/// See [`SyncBuilder::request_timeout`].
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Configures and runs the reconciler of one kind. Start from [`Syncable::reconciler`].
 ///
@@ -59,6 +62,7 @@ pub struct SyncBuilder<K> {
     metrics: Metrics,
     backoff: Backoff,
     shutdown_deadline: Duration,
+    request_timeout: Duration,
     ready: Option<Arc<std::sync::atomic::AtomicBool>>,
     leader: Option<crate::leader::LeaderElection>,
     _kind: PhantomData<fn() -> K>,
@@ -74,6 +78,7 @@ impl<K: Syncable> SyncBuilder<K> {
             metrics: Metrics::default(),
             backoff: Backoff::default(),
             shutdown_deadline: Duration::from_secs(10),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             ready: None,
             leader: None,
             _kind: PhantomData,
@@ -101,6 +106,14 @@ impl<K: Syncable> SyncBuilder<K> {
     /// Backoff of failed keys (by default 0.5 s doubling up to 60 s, with jitter).
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff = Backoff { initial, max };
+        self
+    }
+
+    /// How long one request to an API server may go unanswered before it counts as failed
+    /// (default 30 s). A frozen or partitioned API server accepts connections and never
+    /// answers; without a limit, each object waiting on it would hold a worker for good.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
         self
     }
 
@@ -159,12 +172,27 @@ impl<K: Syncable> SyncBuilder<K> {
             controller: self.config.controller_name.clone(),
             instance: None,
         };
+        let retry = Arc::new(Notify::new());
         let inner = Arc::new(Inner::<K> {
             keys: Keys::new(&self.config.domain),
             mapping: Mapping::new(&self.config),
             recorder: Recorder::new(self.remote.clone(), reporter),
             metrics: self.metrics.scoped(&self.config.controller_name),
             budget: BudgetGuard::new(self.config.deletion_budget),
+            remote_reach: Arc::new(Reachability::new(
+                "remote",
+                self.remote.clone(),
+                self.request_timeout,
+                retry.clone(),
+            )),
+            local_reach: Arc::new(Reachability::new(
+                "local",
+                self.local.clone(),
+                self.request_timeout,
+                retry.clone(),
+            )),
+            retry,
+            request_timeout: self.request_timeout,
             remote: self.remote.clone(),
             local: self.local.clone(),
             ar: ar.clone(),
@@ -227,6 +255,8 @@ impl<K: Syncable> SyncBuilder<K> {
         };
         set_ready(false);
         watch.abort();
+        inner.remote_reach.stop();
+        inner.local_reach.stop();
         info!(controller = %inner.config.controller_name, "reconciler stopped");
         result
     }
@@ -287,6 +317,11 @@ struct Inner<K> {
     recorder: Recorder,
     metrics: Arc<ControllerMetrics>,
     budget: BudgetGuard,
+    remote_reach: Arc<Reachability>,
+    local_reach: Arc<Reachability>,
+    /// Woken when an unreachable cluster answers again: failed keys are retried at once.
+    retry: Arc<Notify>,
+    request_timeout: Duration,
     /// Resource versions of the objects this controller wrote last, per remote key, so a pass
     /// never acts on a cache older than its own last write.
     written: Mutex<HashMap<ObjectKey, LastWritten>>,
@@ -327,7 +362,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn watch_into<R>(
     stream: impl futures::Stream<Item = Result<watcher::Event<R>, watcher::Error>> + Send + 'static,
     writer: reflector::store::Writer<R>,
-    cluster: &'static str,
+    reach: Arc<Reachability>,
 ) -> BoxStream<'static, R>
 where
     R: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
@@ -340,16 +375,43 @@ where
         .default_backoff()
         .reflect(writer)
         .touched_objects()
-        .filter_map(move |r| async move {
-            match r {
+        .filter_map(move |r| {
+            let o = match r {
                 Ok(o) => Some(o),
                 Err(e) => {
-                    warn!(cluster, error = %e, "watch failed; retrying with backoff");
+                    report_watch_error(&reach, &e);
                     None
                 }
-            }
+            };
+            futures::future::ready(o)
         })
         .boxed()
+}
+
+/// Logs a watch failure: once per outage when the cluster is unreachable (the watcher retries
+/// with backoff meanwhile), and an expired watch as the routine relist it is.
+fn report_watch_error(reach: &Reachability, e: &watcher::Error) {
+    let source = match e {
+        watcher::Error::InitialListFailed(s)
+        | watcher::Error::WatchStartFailed(s)
+        | watcher::Error::WatchFailed(s) => Some(s),
+        _ => None,
+    };
+    match (e, source.map(|s| reach.failed(s))) {
+        (_, Some(Failure::NowUnreachable)) => {
+            warn!(cluster = reach.cluster(), error = %e, "cluster unreachable; retrying with backoff until it answers");
+        }
+        (_, Some(Failure::StillUnreachable)) => {
+            debug!(cluster = reach.cluster(), error = %e, "watch failed; cluster still unreachable");
+        }
+        (watcher::Error::WatchError(s), _) if s.code == 410 => {
+            info!(
+                cluster = reach.cluster(),
+                "watch expired (410 Gone); listing again"
+            );
+        }
+        _ => warn!(cluster = reach.cluster(), error = %e, "watch failed; retrying with backoff"),
+    }
 }
 
 impl<K: Syncable> Inner<K> {
@@ -365,36 +427,43 @@ impl<K: Syncable> Inner<K> {
         let cfg = watcher::Config::default().any_semantic();
 
         let me = self.clone();
-        let remote = watch_into(watcher(remote_api, cfg.clone()), remote_writer, "remote")
-            .filter_map(move |o| {
-                let key = key_of(&o);
-                let ours = match me.mapping.to_local(&key) {
-                    Ok(_) => true,
-                    Err(e) => !e.is_foreign(),
-                };
-                if ours {
-                    lock(&me.seen)
-                        .entry(key.clone())
-                        .or_default()
-                        .spec
-                        .get_or_insert_with(Instant::now);
-                }
-                futures::future::ready(ours.then_some(key))
-            });
+        let remote = watch_into(
+            watcher(remote_api, cfg.clone()),
+            remote_writer,
+            self.remote_reach.clone(),
+        )
+        .filter_map(move |o| {
+            let key = key_of(&o);
+            let ours = match me.mapping.to_local(&key) {
+                Ok(_) => true,
+                Err(e) => !e.is_foreign(),
+            };
+            if ours {
+                lock(&me.seen)
+                    .entry(key.clone())
+                    .or_default()
+                    .spec
+                    .get_or_insert_with(Instant::now);
+            }
+            futures::future::ready(ours.then_some(key))
+        });
         let me = self.clone();
-        let local = watch_into(watcher(local_api, cfg.clone()), local_writer, "local").filter_map(
-            move |o| {
-                let key = me.mapping.to_remote(&key_of(&o));
-                if let Some(key) = &key {
-                    lock(&me.seen)
-                        .entry(key.clone())
-                        .or_default()
-                        .status
-                        .get_or_insert_with(Instant::now);
-                }
-                futures::future::ready(key)
-            },
-        );
+        let local = watch_into(
+            watcher(local_api, cfg.clone()),
+            local_writer,
+            self.local_reach.clone(),
+        )
+        .filter_map(move |o| {
+            let key = me.mapping.to_remote(&key_of(&o));
+            if let Some(key) = &key {
+                lock(&me.seen)
+                    .entry(key.clone())
+                    .or_default()
+                    .status
+                    .get_or_insert_with(Instant::now);
+            }
+            futures::future::ready(key)
+        });
         // Namespaces are watched for the cache only: the objects in a namespace send their
         // own events when it goes, and a pass waiting for a namespace polls.
         let namespaces = watch_into(
@@ -403,7 +472,7 @@ impl<K: Syncable> Inner<K> {
                 cfg.clone(),
             ),
             ns_writer,
-            "local",
+            self.local_reach.clone(),
         )
         .filter_map(|_| futures::future::ready(None));
 
@@ -413,13 +482,15 @@ impl<K: Syncable> Inner<K> {
             let api = Api::<Secret>::all(self.local.clone());
             let cfg = cfg.clone().fields(&format!("metadata.name={name}"));
             let me = self.clone();
-            let s = watch_into(watcher(api, cfg), writer, "local").filter_map(move |s| {
-                let key = controller_of::<K>(&s.metadata).and_then(|owner| {
-                    me.mapping
-                        .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
-                });
-                futures::future::ready(key)
-            });
+            let s = watch_into(watcher(api, cfg), writer, self.local_reach.clone()).filter_map(
+                move |s| {
+                    let key = controller_of::<K>(&s.metadata).and_then(|owner| {
+                        me.mapping
+                            .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
+                    });
+                    futures::future::ready(key)
+                },
+            );
             all.push(s.boxed());
         }
         stream::select_all(all).boxed()
@@ -471,6 +542,7 @@ impl<K: Syncable> Inner<K> {
             &mut rx,
             initial,
             queue,
+            &self.retry,
             move |key| me.clone().reconcile(key),
             move |d| metrics.queue_depth(d),
             stop,
@@ -496,7 +568,22 @@ impl<K: Syncable> Inner<K> {
             }
             Err(Error::BudgetExhausted(wait)) => ("waiting", Outcome::RequeueAfter(wait)),
             Err(e) => {
-                warn!(error = %e, "reconcile failed; retrying with backoff");
+                let (reach, source) = match &e {
+                    Error::Remote { source, .. } => (Some(&self.remote_reach), Some(source)),
+                    Error::Local { source, .. } => (Some(&self.local_reach), Some(source)),
+                    _ => (None, None),
+                };
+                match reach.zip(source).map(|(r, s)| (r, r.failed(s))) {
+                    Some((r, Failure::NowUnreachable)) => warn!(
+                        cluster = r.cluster(),
+                        error = %e,
+                        "cluster unreachable; objects that need it retry with backoff, and at once when it answers"
+                    ),
+                    Some((_, Failure::StillUnreachable)) => {
+                        debug!(error = %e, "reconcile failed; cluster still unreachable");
+                    }
+                    _ => warn!(error = %e, "reconcile failed; retrying with backoff"),
+                }
                 ("error", Outcome::Failed)
             }
         };
@@ -634,7 +721,7 @@ impl<K: Syncable> Inner<K> {
                     &key.namespace,
                     &self.ar,
                 );
-                match api.get_opt(&key.name).await {
+                match self.remote_call(api.get_opt(&key.name)).await {
                     Ok(Some(o)) => {
                         RemoteState::Present(self.typed(&o).map_err(|source| Error::Convert {
                             what: format!("remote object {key}"),
@@ -742,8 +829,8 @@ impl<K: Syncable> Inner<K> {
                     },
                     ..Namespace::default()
                 };
-                let created = Api::<Namespace>::all(self.local.clone())
-                    .create(&pp, &ns)
+                let created = self
+                    .local_call(Api::<Namespace>::all(self.local.clone()).create(&pp, &ns))
                     .await;
                 let created = self
                     .local_result(created, "create namespace", remote_obj.as_ref())
@@ -758,7 +845,7 @@ impl<K: Syncable> Inner<K> {
             }
             Step::CreateLocal(obj) => {
                 let body = to_dynamic(&*obj)?;
-                let r = local_api.create(&pp, &body).await;
+                let r = self.local_call(local_api.create(&pp, &body)).await;
                 let created = self
                     .local_result(r, "create local object", remote_obj.as_ref())
                     .await?;
@@ -774,7 +861,9 @@ impl<K: Syncable> Inner<K> {
             }
             Step::UpdateLocal(obj) => {
                 let body = to_dynamic(&*obj)?;
-                let r = local_api.replace(&local_key.name, &pp, &body).await;
+                let r = self
+                    .local_call(local_api.replace(&local_key.name, &pp, &body))
+                    .await;
                 let updated = self
                     .local_result(r, "update local object", remote_obj.as_ref())
                     .await?;
@@ -798,7 +887,10 @@ impl<K: Syncable> Inner<K> {
                 // An update, never a create: the remote secret must exist, so the controller's
                 // remote role needs no `create` (nor `get`) on secrets. The update carries no
                 // resource version, which secrets accept as an unconditional update.
-                match api.replace(&remote_name, &pp, &remote.0).await {
+                match self
+                    .remote_call(api.replace(&remote_name, &pp, &remote.0))
+                    .await
+                {
                     Ok(_) => {
                         self.metrics.wrote(Cluster::Remote, "update", "secrets");
                         info!(secret = %name, remote_secret = %remote_name, "sent secret up");
@@ -833,8 +925,12 @@ impl<K: Syncable> Inner<K> {
                     .finalizers
                     .as_ref()
                     .is_some_and(|f| !f.contains(&self.keys.finalizer));
-                let r = remote_api
-                    .patch(&key.name, &patch_params, &Patch::Merge(p.to_merge_patch()))
+                let r = self
+                    .remote_call(remote_api.patch(
+                        &key.name,
+                        &patch_params,
+                        &Patch::Merge(p.to_merge_patch()),
+                    ))
                     .await;
                 let patched = r.map_err(|source| Error::Remote {
                     action: format!("patch metadata of {key}"),
@@ -857,8 +953,12 @@ impl<K: Syncable> Inner<K> {
                     .as_ref()
                     .and_then(|r| r.status().and_then(|s| serde_json::to_value(s).ok()));
                 let body = serde_json::json!({ "status": merge_diff(current.as_ref(), &status) });
-                let r = remote_api
-                    .patch_status(&key.name, &patch_params, &Patch::Merge(body))
+                let r = self
+                    .remote_call(remote_api.patch_status(
+                        &key.name,
+                        &patch_params,
+                        &Patch::Merge(body),
+                    ))
                     .await;
                 let patched = r.map_err(|source| Error::Remote {
                     action: format!("patch status of {key}"),
@@ -879,8 +979,8 @@ impl<K: Syncable> Inner<K> {
             Step::DeleteNamespace => {
                 self.take_budget(remote_obj.as_ref()).await?;
                 let api = Api::<Namespace>::all(self.local.clone());
-                match api
-                    .delete(&local_key.namespace, &DeleteParams::default())
+                match self
+                    .local_call(api.delete(&local_key.namespace, &DeleteParams::default()))
                     .await
                 {
                     Ok(_) => {}
@@ -906,7 +1006,10 @@ impl<K: Syncable> Inner<K> {
                     Propagation::Background => DeleteParams::background(),
                     Propagation::Orphan => DeleteParams::orphan(),
                 };
-                match local_api.delete(&local_key.name, &dp).await {
+                match self
+                    .local_call(local_api.delete(&local_key.name, &dp))
+                    .await
+                {
                     Ok(either) => {
                         obs.local = match either.left() {
                             Some(o) => Some(self.typed(&o).map_err(|source| Error::Convert {
@@ -929,6 +1032,43 @@ impl<K: Syncable> Inner<K> {
             }
         }
         Ok(())
+    }
+
+    /// A request to the remote cluster; see [`Inner::call`].
+    async fn remote_call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        self.call(&self.remote_reach, request).await
+    }
+
+    /// A request to the local cluster; see [`Inner::call`].
+    async fn local_call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        self.call(&self.local_reach, request).await
+    }
+
+    /// A request that counts as failed when no answer comes within the request timeout, and
+    /// is not even sent while its cluster is known to be unreachable: a frozen API server
+    /// would otherwise hold a worker for the whole timeout on every pass that needs it, and
+    /// the objects that need only the other cluster would wait for free workers.
+    async fn call<T>(
+        &self,
+        reach: &Reachability,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        if reach.is_down() {
+            return Err(kube::Error::Service(Box::new(Unreachable)));
+        }
+        tokio::time::timeout(self.request_timeout, request)
+            .await
+            .unwrap_or_else(|_| {
+                Err(kube::Error::Service(Box::new(NoAnswer(
+                    self.request_timeout,
+                ))))
+            })
     }
 
     fn spec_written(&self, key: &ObjectKey) {
@@ -1046,7 +1186,10 @@ impl<K: Syncable> Inner<K> {
             action: action.to_owned(),
             secondary: None,
         };
-        match self.recorder.publish(&ev, &reference).await {
+        match self
+            .remote_call(self.recorder.publish(&ev, &reference))
+            .await
+        {
             Ok(()) => self.metrics.wrote(Cluster::Remote, "create", "events"),
             Err(e) => debug!(error = %e, "failed to publish event"),
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::time::{DelayQueue, delay_queue};
 
@@ -122,11 +122,14 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
 }
 
 /// Runs the queue until `shutdown` resolves, then lets running reconciles finish for up to
-/// `deadline` and aborts the rest.
+/// `deadline` and aborts the rest. A notification on `retry_failed` retries every key that is
+/// waiting out a failure's backoff at once (a cluster that was unreachable answers again).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<Key, F, Fut>(
     keys: &mut mpsc::UnboundedReceiver<Key>,
     initial: impl IntoIterator<Item = Key>,
     config: QueueConfig,
+    retry_failed: &Notify,
     reconcile: F,
     mut on_depth: impl FnMut(usize),
     shutdown: impl Future<Output = ()>,
@@ -163,6 +166,13 @@ pub(crate) async fn run<Key, F, Fut>(
         tokio::select! {
             () = &mut shutdown => break,
             Some(key) = keys.recv() => q.now(key),
+            () = retry_failed.notified() => {
+                // Their failure counts stay: if they fail again, the backoff goes on growing.
+                let failed: Vec<Key> = q.failures.keys().cloned().collect();
+                for key in failed {
+                    q.now(key);
+                }
+            }
             Some(expired) = q.delayed.next(), if !q.delayed.is_empty() => {
                 let key = expired.into_inner();
                 q.delayed_keys.remove(&key);
@@ -237,6 +247,7 @@ mod tests {
                     backoff: Backoff::default(),
                     deadline: Duration::from_secs(1),
                 },
+                &Notify::new(),
                 move |key: u32| {
                     let (a, r) = (a.clone(), r.clone());
                     async move {
@@ -286,6 +297,7 @@ mod tests {
                     },
                     deadline: Duration::from_secs(1),
                 },
+                &Notify::new(),
                 move |_: u32| {
                     let r = r.clone();
                     async move {
@@ -316,5 +328,60 @@ mod tests {
             "{} retries in 600 ms is a hot loop",
             runs.len()
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_notification_runs_every_failed_key_at_once_despite_its_backoff() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let r = runs.clone();
+        let retry = Arc::new(Notify::new());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let notify = retry.clone();
+        let handle = tokio::spawn(async move {
+            run(
+                &mut rx,
+                [],
+                QueueConfig {
+                    concurrency: 4,
+                    // Far longer than the test: only the notification can rerun a key.
+                    backoff: Backoff {
+                        initial: Duration::from_secs(600),
+                        max: Duration::from_secs(600),
+                    },
+                    deadline: Duration::from_secs(1),
+                },
+                &notify,
+                move |key: u32| {
+                    let r = r.clone();
+                    async move {
+                        r.lock().unwrap().push(key);
+                        if key == 0 {
+                            Outcome::Done
+                        } else {
+                            Outcome::Failed
+                        }
+                    }
+                },
+                |_| {},
+                async {
+                    stop_rx.await.ok();
+                },
+            )
+            .await
+        });
+        for key in 0..3 {
+            tx.send(key).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(runs.lock().unwrap().len(), 3);
+        retry.notify_one();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop_tx.send(()).unwrap();
+        handle.await.unwrap();
+        let mut runs = runs.lock().unwrap().clone();
+        runs.sort_unstable();
+        // The failed keys ran again; the one that succeeded did not.
+        assert_eq!(runs, vec![0, 1, 1, 2, 2]);
     }
 }
