@@ -4,7 +4,7 @@
 //! ```text
 //! sync-test-controller --remote-kubeconfig R --local-kubeconfig L --name NAME
 //!     [--namespace-prefix P] [--remote-suffix S] [--local-namespace-suffix S]
-//!     [--secrets a,b] [--concurrency N] [--backoff-ms INITIAL,MAX]
+//!     [--secrets a,b] [--concurrency N] [--backoff-ms INITIAL,MAX] [--request-timeout-ms N]
 //!     [--lease NAMESPACE/NAME --identity ID --lease-seconds N]
 //! ```
 //!
@@ -35,6 +35,7 @@ struct Args {
     secrets: Vec<String>,
     concurrency: Option<usize>,
     backoff: Option<(u64, u64)>,
+    request_timeout: Option<u64>,
     lease: Option<(String, String)>,
     identity: Option<String>,
     lease_seconds: u64,
@@ -62,6 +63,9 @@ fn parse() -> Result<Args, String> {
                 let (i, m) = v.split_once(',').ok_or("--backoff-ms INITIAL,MAX")?;
                 let n = |s: &str| s.parse::<u64>().map_err(|e| format!("{e}"));
                 a.backoff = Some((n(i)?, n(m)?));
+            }
+            "--request-timeout-ms" => {
+                a.request_timeout = Some(value()?.parse().map_err(|e| format!("{e}"))?);
             }
             "--lease" => {
                 let v = value()?;
@@ -141,6 +145,9 @@ async fn main() {
         .shutdown_deadline(Duration::from_secs(5));
     if let Some((initial, max)) = args.backoff {
         builder = builder.backoff(Duration::from_millis(initial), Duration::from_millis(max));
+    }
+    if let Some(ms) = args.request_timeout {
+        builder = builder.request_timeout(Duration::from_millis(ms));
     }
     if let Some((ns, lease)) = &args.lease {
         let identity = args.identity.clone().unwrap_or_else(|| name.clone());
