@@ -29,9 +29,18 @@ pub const PHASE: &str = "Ready";
 /// Writes in parallel at most.
 const CONCURRENCY: usize = 16;
 
-/// Starts the local controller; abort the handle to stop it.
-pub fn start(client: Client) -> JoinHandle<()> {
-    tokio::spawn(async move {
+/// The running local controller; it stops when dropped.
+pub struct LocalController(JoinHandle<()>);
+
+impl Drop for LocalController {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the local controller.
+pub fn start(client: Client) -> LocalController {
+    LocalController(tokio::spawn(async move {
         let api = Api::<Database>::all(client.clone());
         // Generations already handled, and secrets already created, per object.
         let done: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
@@ -72,7 +81,7 @@ pub fn start(client: Client) -> JoinHandle<()> {
                 }
             });
         }
-    })
+    }))
 }
 
 async fn write_status(client: &Client, db: &Database, generation: i64) {

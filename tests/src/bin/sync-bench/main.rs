@@ -431,8 +431,9 @@ async fn bench(args: Args) -> Result<()> {
     // 4. Cost, then stop the controllers.
     let at_end = sample();
     let metrics = controller.stop().await?;
-    local_controller.abort();
-    observer.stop();
+    drop(local_controller);
+    // The ceilings run without the bench's watches, as a plain client would.
+    drop(observer);
     let reconciles = child::reconciles_by_outcome(&metrics);
 
     // 5. The ceilings, on fresh namespaces, with no controller running.

@@ -53,7 +53,19 @@ pub struct Stages {
 #[derive(Clone)]
 pub struct Observer {
     tx: mpsc::UnboundedSender<Msg>,
-    watches: Arc<Vec<tokio::task::AbortHandle>>,
+    _watches: Arc<Watches>,
+}
+
+/// The watch tasks, stopped when the last [`Observer`] handle goes, so that they never
+/// outlive the clusters they watch.
+struct Watches(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for w in &self.0 {
+            w.abort();
+        }
+    }
 }
 
 /// The key of an object: `namespace/name`, the same on both clusters (no suffixes).
@@ -131,15 +143,8 @@ impl Observer {
             .map_err(|_| anyhow!("the bench's watches did not list within 60 s"))??;
         Ok(Observer {
             tx,
-            watches: Arc::new(watches),
+            _watches: Arc::new(Watches(watches)),
         })
-    }
-
-    /// Stops the watches, before the clusters go away.
-    pub fn stop(&self) {
-        for w in self.watches.iter() {
-            w.abort();
-        }
     }
 
     fn send(&self, msg: Msg) {
