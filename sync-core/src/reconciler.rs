@@ -357,13 +357,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A watch that fills a store and yields the objects it touched, logging (not returning)
-/// watch errors; the watcher retries them with backoff.
+/// What a watch reports.
+enum Touched<R> {
+    /// An object was added, changed or deleted, or came with a (re)list.
+    Object(R),
+    /// A (re)list completed and replaced the cache. An object that went away while the watch
+    /// was down (its watch expired, 410 Gone) sent no delete event: it is simply not there.
+    Listed,
+}
+
+impl<R> Touched<R> {
+    fn object(self) -> Option<R> {
+        match self {
+            Touched::Object(o) => Some(o),
+            Touched::Listed => None,
+        }
+    }
+}
+
+/// A watch that fills a store and yields what it touched, logging (not returning) watch
+/// errors; the watcher retries them with backoff, and relists when its watch expired.
 fn watch_into<R>(
     stream: impl futures::Stream<Item = Result<watcher::Event<R>, watcher::Error>> + Send + 'static,
     writer: reflector::store::Writer<R>,
     reach: Arc<Reachability>,
-) -> BoxStream<'static, R>
+) -> BoxStream<'static, Touched<R>>
 where
     R: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
     R::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
@@ -374,16 +392,21 @@ where
         .modify(|o| o.meta_mut().managed_fields = None)
         .default_backoff()
         .reflect(writer)
-        .touched_objects()
         .filter_map(move |r| {
-            let o = match r {
-                Ok(o) => Some(o),
+            let touched = match r {
+                Ok(
+                    watcher::Event::Apply(o)
+                    | watcher::Event::Delete(o)
+                    | watcher::Event::InitApply(o),
+                ) => Some(Touched::Object(o)),
+                Ok(watcher::Event::InitDone) => Some(Touched::Listed),
+                Ok(watcher::Event::Init) => None,
                 Err(e) => {
                     report_watch_error(&reach, &e);
                     None
                 }
             };
-            futures::future::ready(o)
+            futures::future::ready(touched)
         })
         .boxed()
 }
@@ -432,12 +455,13 @@ impl<K: Syncable> Inner<K> {
             remote_writer,
             self.remote_reach.clone(),
         )
-        .filter_map(move |o| {
-            let key = key_of(&o);
-            let ours = match me.mapping.to_local(&key) {
-                Ok(_) => true,
-                Err(e) => !e.is_foreign(),
+        .flat_map(move |t| {
+            let o = match t {
+                Touched::Object(o) => o,
+                Touched::Listed => return stream::iter(me.all_keys()),
             };
+            let key = key_of(&o);
+            let ours = me.is_ours(&key);
             if ours {
                 lock(&me.seen)
                     .entry(key.clone())
@@ -445,7 +469,7 @@ impl<K: Syncable> Inner<K> {
                     .spec
                     .get_or_insert_with(Instant::now);
             }
-            futures::future::ready(ours.then_some(key))
+            stream::iter(ours.then_some(key).into_iter().collect::<Vec<_>>())
         });
         let me = self.clone();
         let local = watch_into(
@@ -453,7 +477,11 @@ impl<K: Syncable> Inner<K> {
             local_writer,
             self.local_reach.clone(),
         )
-        .filter_map(move |o| {
+        .flat_map(move |t| {
+            let o = match t {
+                Touched::Object(o) => o,
+                Touched::Listed => return stream::iter(me.all_keys()),
+            };
             let key = me.mapping.to_remote(&key_of(&o));
             if let Some(key) = &key {
                 lock(&me.seen)
@@ -462,7 +490,7 @@ impl<K: Syncable> Inner<K> {
                     .status
                     .get_or_insert_with(Instant::now);
             }
-            futures::future::ready(key)
+            stream::iter(key.into_iter().collect::<Vec<_>>())
         });
         // Namespaces are watched for the cache only: the objects in a namespace send their
         // own events when it goes, and a pass waiting for a namespace polls.
@@ -483,8 +511,9 @@ impl<K: Syncable> Inner<K> {
             let cfg = cfg.clone().fields(&format!("metadata.name={name}"));
             let me = self.clone();
             let s = watch_into(watcher(api, cfg), writer, self.local_reach.clone()).filter_map(
-                move |s| {
-                    let key = controller_of::<K>(&s.metadata).and_then(|owner| {
+                move |t| {
+                    let key = t.object().and_then(|s| {
+                        let owner = controller_of::<K>(&s.metadata)?;
                         me.mapping
                             .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
                     });
@@ -494,6 +523,35 @@ impl<K: Syncable> Inner<K> {
             all.push(s.boxed());
         }
         stream::select_all(all).boxed()
+    }
+
+    /// Whether a remote key is this controller's to sync or to report.
+    fn is_ours(&self, key: &ObjectKey) -> bool {
+        match self.mapping.to_local(key) {
+            Ok(_) => true,
+            Err(e) => !e.is_foreign(),
+        }
+    }
+
+    /// Every key this controller may have work for: each cached remote object of its own, and
+    /// the remote key of each cached local copy. After a relist of either cache, this is how a
+    /// remote object that vanished (or a local copy deleted) while a watch was down gets its
+    /// pass: no watch event will ever announce it.
+    fn all_keys(&self) -> Vec<ObjectKey> {
+        let mut keys: Vec<ObjectKey> = self
+            .remote_store
+            .state()
+            .iter()
+            .map(|o| key_of(o.as_ref()))
+            .filter(|k| self.is_ours(k))
+            .collect();
+        keys.extend(
+            self.local_store
+                .state()
+                .iter()
+                .filter_map(|o| self.mapping.to_remote(&key_of(o.as_ref()))),
+        );
+        keys
     }
 
     async fn wait_for_caches(&self) {
@@ -518,18 +576,7 @@ impl<K: Syncable> Inner<K> {
     ) -> mpsc::UnboundedReceiver<ObjectKey> {
         // Every cached object gets a pass when work starts: the watch events that announced
         // them may have been consumed while the caches filled or while standing by.
-        let mut initial: Vec<ObjectKey> = self
-            .remote_store
-            .state()
-            .iter()
-            .map(|o| key_of(o.as_ref()))
-            .collect();
-        initial.extend(
-            self.local_store
-                .state()
-                .iter()
-                .filter_map(|o| self.mapping.to_remote(&key_of(o.as_ref()))),
-        );
+        let initial = self.all_keys();
         let mut rx = rx;
         let me = self.clone();
         let metrics = self.metrics.clone();
