@@ -69,6 +69,7 @@ struct Managed {
     admin_kubeconfig: PathBuf,
     audit_log: PathBuf,
     user_kubeconfigs: Mutex<HashMap<String, PathBuf>>,
+    extra_apiserver_args: Vec<String>,
     _watchdog: Watchdog,
     dir: tempfile::TempDir,
 }
@@ -101,9 +102,20 @@ impl ControlPlane {
     /// controllers run. Its garbage collector notices a newly installed CRD kind only on its 30-second discovery
     /// resync.
     pub async fn start(name: &str) -> Result<ControlPlane> {
+        Self::start_with_apiserver_args(name, &[]).await
+    }
+
+    /// As [`start`](Self::start), with extra kube-apiserver flags (kept when the API server is
+    /// restarted), e.g. `--watch-cache=false` for a fault test.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_with_apiserver_args(name: &str, extra: &[&str]) -> Result<ControlPlane> {
         let bins = blocking(Binaries::locate).await?;
         let owned = name.to_owned();
-        let managed = blocking(move || Managed::launch(&owned, bins)).await?;
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let managed = blocking(move || Managed::launch(&owned, bins, extra)).await?;
         managed.await_apiserver(true).await?;
         blocking(move || {
             managed.start_controller_manager()?;
@@ -423,7 +435,7 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
 
 impl Managed {
     /// Makes the folder, watchdog and certificates, starts etcd, and spawns the API server.
-    fn launch(name: &str, bins: Binaries) -> Result<Managed> {
+    fn launch(name: &str, bins: Binaries, extra_apiserver_args: Vec<String>) -> Result<Managed> {
         let prefix: String = name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -450,6 +462,7 @@ impl Managed {
             admin_kubeconfig: dir.path().join("admin.kubeconfig"),
             audit_log: dir.path().join("audit.log"),
             user_kubeconfigs: Mutex::new(HashMap::new()),
+            extra_apiserver_args,
             _watchdog: watchdog,
             dir,
         };
@@ -578,7 +591,8 @@ impl Managed {
     }
 
     fn spawn_apiserver(&self) -> Result<Proc> {
-        let args = self.apiserver_args();
+        let mut args = self.apiserver_args();
+        args.extend(self.extra_apiserver_args.iter().cloned());
         self.spawn(Component::ApiServer, &self.bins.kube_apiserver, &args)
     }
 

@@ -281,3 +281,156 @@ async fn a_frozen_remote_api_deletes_nothing_hangs_nothing_and_what_changed_sync
 {
     remote_outage(Outage::Paused).await;
 }
+
+/// Waits until the remote object `ns/name` is synced to a local copy with its size.
+async fn synced_size(r: &Client, l: &Client, ns: &str, name: &str, size: &str) -> Database {
+    let (ra, la) = (
+        Api::<Database>::namespaced(r.clone(), ns),
+        Api::<Database>::namespaced(l.clone(), ns),
+    );
+    eventually(&format!("{ns}/{name} synced at {size}"), WAIT, || async {
+        let r = ra.get(name).await.map_err(|e| e.to_string())?;
+        let l = la
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no local copy")?;
+        let done = l.spec.size == size
+            && annotation(&r, &format!("{D}/sync-remote-generation"))
+                == r.metadata.generation.map(|g| g.to_string());
+        if done {
+            Ok(l)
+        } else {
+            Err(format!(
+                "local {:?}, remote {:?}",
+                l.spec, r.metadata.annotations
+            ))
+        }
+    })
+    .await
+}
+
+/// A watch that expires while the controller cannot see (410 Gone: its resource version was
+/// compacted away) is followed by a relist. What changed meanwhile syncs, an object that
+/// vanished meanwhile (no delete event will ever come) gets cleaned up, and nothing else is
+/// deleted.
+///
+/// How the watch is made to expire, without etcdctl: the remote API server runs without a
+/// watch cache (`--watch-cache=false`, so watches go to etcd) and compacts etcd every 2 s
+/// (`--etcd-compaction-interval=2s`). The controller is frozen (SIGSTOP) while the remote
+/// objects change and the API server restarts, which ends its watch; once the compactions have
+/// passed its last resource version, it is resumed, and its watch restarts from a compacted
+/// revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_watch_relists_syncs_what_changed_and_deletes_only_what_vanished() {
+    let _ = setup_logging();
+    let (remote, local) = tokio::try_join!(
+        sync_tests::ControlPlane::start_with_apiserver_args(
+            "remote",
+            &["--watch-cache=false", "--etcd-compaction-interval=2s"],
+        ),
+        sync_tests::ControlPlane::start("local"),
+    )
+    .unwrap();
+    let pair = Pair { remote, local };
+    let (r, l) = (admin(&pair.remote).await, admin(&pair.local).await);
+    install_crds(&r, &l).await;
+    let user = unique_name("expiry");
+    let prefix = format!("{user}-");
+    let (kept, vanished) = (format!("{prefix}kept"), format!("{prefix}vanished"));
+    for ns in [&kept, &vanished] {
+        create_namespace(&r, ns).await;
+    }
+    let api = |ns: &str| Api::<Database>::namespaced(r.clone(), ns);
+    for name in ["same", "changed"] {
+        api(&kept)
+            .create(&PostParams::default(), &db(name, "small"))
+            .await
+            .unwrap();
+    }
+    api(&vanished)
+        .create(&PostParams::default(), &db("gone", "small"))
+        .await
+        .unwrap();
+    let mut ctl = spawn_controller(&pair, &user, &["--namespace-prefix", &prefix]).await;
+    ctl.wait_ready(0, WAIT).await;
+    let same = synced_size(&r, &l, &kept, "same", "small").await;
+    synced_size(&r, &l, &kept, "changed", "small").await;
+    synced_size(&r, &l, &vanished, "gone", "small").await;
+
+    ctl.pause();
+    let local_mark = pair.local.audit_mark().unwrap();
+    let log_mark = ctl.mark();
+    // First the restart, which ends the frozen controller's watch: events sent on the old
+    // connection before it ended would still reach it.
+    pair.remote.stop_apiserver().unwrap();
+    pair.remote.start_apiserver().await.unwrap();
+    let patch = serde_json::json!({"spec": {"size": "large"}});
+    api(&kept)
+        .patch(
+            "changed",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .unwrap();
+    api(&kept)
+        .create(&PostParams::default(), &db("new", "medium"))
+        .await
+        .unwrap();
+    // Gone without a trace for a controller that is not watching: finalizer stripped, deleted.
+    let strip = serde_json::json!({"metadata": {"finalizers": null}});
+    api(&vanished)
+        .patch(
+            "gone",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(strip),
+        )
+        .await
+        .unwrap();
+    api(&vanished)
+        .delete("gone", &Default::default())
+        .await
+        .unwrap();
+    // Two compaction intervals after the changes, the controller's resource version is gone.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    ctl.resume();
+
+    ctl.wait_for_line("the remote watch to expire", log_mark, WAIT, |l| {
+        l.text.contains("410 Gone") && l.text.contains("remote")
+    })
+    .await;
+    synced_size(&r, &l, &kept, "changed", "large").await;
+    synced_size(&r, &l, &kept, "new", "medium").await;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(l.clone());
+    eventually("the vanished object's namespace deleted", WAIT, || async {
+        match namespaces
+            .get_opt(&vanished)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(()),
+            Some(n) if n.metadata.deletion_timestamp.is_some() => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    let now = Api::<Database>::namespaced(l.clone(), &kept)
+        .get("same")
+        .await
+        .unwrap();
+    assert_eq!(
+        now.uid(),
+        same.uid(),
+        "an unchanged local copy was replaced"
+    );
+    let events = pair.local.audit_events_since(&local_mark).unwrap();
+    let dels = deletes(&events, &user);
+    assert!(
+        dels.iter()
+            .all(|e| e.resource == "namespaces" && e.name == vanished),
+        "deletions beyond the vanished object's namespace:{}",
+        describe(&dels)
+    );
+    assert!(ctl.terminate(Duration::from_secs(20)).await);
+}
