@@ -21,6 +21,11 @@ pub struct Keys {
     /// Annotation on the remote object: the resource versions of the local secrets last sent
     /// up, so unchanged secrets are not written again after a restart. (Not in the original.)
     pub secret_versions: String,
+    /// Annotation on the remote object: the name of the controller that claimed it. A
+    /// controller never syncs an object another controller claimed, so two controllers whose
+    /// suffixes overlap ("-eu" and "-west-eu" both match "db-west-eu") report the object
+    /// instead of fighting over it. (Not in the original.)
+    pub claim: String,
     /// The domain itself followed by '/': every key with this prefix is the controller's own
     /// and never copied between clusters.
     pub prefix: String,
@@ -38,6 +43,7 @@ impl Keys {
             paused: k("paused"),
             managed: k("sync-managed-keys"),
             secret_versions: k("sync-secret-versions"),
+            claim: k("sync-controller"),
             prefix: k(""),
         }
     }

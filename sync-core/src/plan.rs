@@ -142,6 +142,9 @@ pub enum Step<K> {
     /// Something is in progress on the API server (a terminating object or namespace); look
     /// again shortly.
     Wait(&'static str),
+    /// Another controller, named here, claimed the remote object: no writes at all. Its
+    /// suffix or prefix overlaps this controller's; the reconciler reports it.
+    ClaimedElsewhere(String),
     /// Create the local namespace, marked as created by the controller.
     CreateNamespace,
     /// Create the local object.
@@ -157,7 +160,8 @@ pub enum Step<K> {
         /// The remote secret to write.
         remote: Box<SecretPayload>,
     },
-    /// Write the finalizer and controller annotations of the remote object.
+    /// Write the finalizer and controller annotations of the remote object. The first write
+    /// to a new remote object is this claim, before anything is made locally.
     PatchRemote(RemoteMetaPatch),
     /// Write the remote status.
     PatchRemoteStatus(Value),
@@ -172,7 +176,10 @@ pub enum Step<K> {
 impl<K> Step<K> {
     /// Whether executing the step writes to a cluster.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Step::InSync | Step::Paused | Step::Wait(_))
+        !matches!(
+            self,
+            Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_)
+        )
     }
 
     /// Whether executing the step deletes something locally.
@@ -197,6 +204,11 @@ fn has_finalizer(meta: &ObjectMeta, keys: &Keys) -> bool {
         .any(|f| *f == keys.finalizer)
 }
 
+/// The controller that claimed an object, if any.
+pub fn claimed_by<'m>(meta: &'m ObjectMeta, keys: &Keys) -> Option<&'m str> {
+    annotation(meta, &keys.claim)
+}
+
 fn terminating(meta: &ObjectMeta) -> bool {
     meta.deletion_timestamp.is_some()
 }
@@ -205,6 +217,10 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///
 /// # Guarantees
 ///
+/// - A remote object claimed by another controller gets no write.
+/// - A new remote object is claimed (finalizer and claim annotation, guarded by its resource
+///   version) before anything is made locally, so of two controllers that both match it, the
+///   one that loses the race has made nothing.
 /// - A paused object (on either side) gets no write.
 /// - A namespace is deleted only when the controller created it and no live sibling uses it.
 /// - A local object is deleted only under [`OnRemoteDelete::Resource`], when the remote object
@@ -217,6 +233,12 @@ pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
         .local
         .as_ref()
         .is_some_and(|l| is_paused(l.meta(), keys));
+    if let RemoteState::Present(remote) = &obs.remote
+        && let Some(owner) = claimed_by(remote.meta(), keys)
+        && owner != cx.config.controller_name
+    {
+        return Step::ClaimedElsewhere(owner.to_owned());
+    }
     match &obs.remote {
         RemoteState::Present(remote) if !terminating(remote.meta()) => {
             if local_paused || is_paused(remote.meta(), keys) {
@@ -284,6 +306,10 @@ fn plan_cleanup<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<
 }
 
 fn plan_live<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+    let claim = claim_patch(remote.meta(), cx);
+    if !claim.is_empty() {
+        return Step::PatchRemote(claim);
+    }
     match obs.namespace {
         None => return Step::CreateNamespace,
         Some(ns) if ns.terminating => {
@@ -454,7 +480,28 @@ fn recorded_secret_versions(meta: &ObjectMeta, keys: &Keys) -> BTreeMap<String, 
         .unwrap_or_default()
 }
 
-/// The finalizer, generation annotations and sent-secret versions the remote object lacks.
+/// The finalizer and claim annotation the remote object lacks. Objects claimed by the Go
+/// original or an older version carry the finalizer alone: they get the claim.
+fn claim_patch(meta: &ObjectMeta, cx: &PlanContext<'_>) -> RemoteMetaPatch {
+    let keys = cx.keys;
+    let mut patch = RemoteMetaPatch {
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        ..RemoteMetaPatch::default()
+    };
+    if !has_finalizer(meta, keys) {
+        let mut finalizers = meta.finalizers.clone().unwrap_or_default();
+        finalizers.push(keys.finalizer.clone());
+        patch.finalizers = Some(finalizers);
+    }
+    if claimed_by(meta, keys) != Some(cx.config.controller_name.as_str()) {
+        patch
+            .annotations
+            .insert(keys.claim.clone(), Some(cx.config.controller_name.clone()));
+    }
+    patch
+}
+
+/// The generation annotations and sent-secret versions the remote object lacks.
 fn remote_meta_patch<K: Syncable>(
     remote: &K,
     local: &K,
@@ -467,11 +514,6 @@ fn remote_meta_patch<K: Syncable>(
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         ..RemoteMetaPatch::default()
     };
-    if !has_finalizer(meta, keys) {
-        let mut finalizers = meta.finalizers.clone().unwrap_or_default();
-        finalizers.push(keys.finalizer.clone());
-        patch.finalizers = Some(finalizers);
-    }
     let mut want = |key: &str, value: Option<String>| {
         if value.is_some() && annotation(meta, key) != value.as_deref() {
             patch.annotations.insert(key.to_owned(), value);

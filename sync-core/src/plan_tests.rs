@@ -97,9 +97,19 @@ fn remote(generation: i64) -> Thing {
 
 const LAST_APPLIED_KEY: &str = crate::keys::LAST_APPLIED;
 
-fn claimed(mut r: Thing, local_gen: i64) -> Thing {
-    let g = r.metadata.generation.unwrap();
+/// Claimed by the fixture's controller `t`, nothing synced yet.
+fn claim_only(mut r: Thing) -> Thing {
     r.metadata.finalizers = Some(vec!["other/finalizer".into(), format!("{D}/sync-local")]);
+    r.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(format!("{D}/sync-controller"), "t".into());
+    r
+}
+
+fn claimed(r: Thing, local_gen: i64) -> Thing {
+    let mut r = claim_only(r);
+    let g = r.metadata.generation.unwrap();
     let a = r.metadata.annotations.get_or_insert_with(Default::default);
     a.insert(format!("{D}/sync-remote-generation"), g.to_string());
     a.insert(format!("{D}/sync-local-generation"), local_gen.to_string());
@@ -147,10 +157,7 @@ impl Fixture {
     }
 
     fn local_from(&self, r: &Thing, generation: i64) -> Thing {
-        let Step::CreateLocal(l) = plan(&observed(r.clone(), None), &self.cx()) else {
-            panic!("expected create")
-        };
-        let mut l = *l;
+        let mut l = new_local(r, &self.cx());
         l.metadata.generation = Some(generation);
         l.metadata.uid = Some("local-uid".into());
         l.metadata.resource_version = Some("7".into());
@@ -174,17 +181,83 @@ fn observed(remote: Thing, local: Option<Thing>) -> Observed<Thing> {
 }
 
 #[test]
-fn a_new_remote_object_first_gets_its_namespace() {
+fn a_new_remote_object_is_claimed_first_keeping_other_finalizers_then_gets_its_namespace() {
     let f = default_fixture();
-    let mut o = observed(remote(1), None);
+    let mut r = remote(1);
+    r.metadata.finalizers = Some(vec!["other/finalizer".into()]);
+    let mut o = observed(r, None);
     o.namespace = None;
+    let Step::PatchRemote(p) = plan(&o, &f.cx()) else {
+        panic!("expected the claim")
+    };
+    assert_eq!(p.resource_version, "100");
+    assert_eq!(
+        p.finalizers,
+        Some(vec![
+            "other/finalizer".to_string(),
+            format!("{D}/sync-local")
+        ])
+    );
+    assert_eq!(
+        p.annotations,
+        [(format!("{D}/sync-controller"), Some("t".to_string()))].into()
+    );
+    let body = p.to_merge_patch();
+    assert_eq!(body["metadata"]["resourceVersion"], "100");
+    o.remote = RemoteState::Present(claim_only(remote(1)));
     assert!(matches!(plan(&o, &f.cx()), Step::CreateNamespace));
+}
+
+#[test]
+fn an_object_the_go_original_claimed_gets_only_the_claim_annotation() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(&format!("{D}/sync-controller"));
+    let l = f.local_from(&r, 1);
+    let Step::PatchRemote(p) = plan(&observed(r, Some(l)), &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(p.finalizers, None);
+    assert_eq!(
+        p.annotations,
+        [(format!("{D}/sync-controller"), Some("t".to_string()))].into()
+    );
+}
+
+#[test]
+fn an_object_another_controller_claimed_gets_no_write_whatever_its_state() {
+    let f = default_fixture();
+    let other = |mut r: Thing| {
+        r.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(format!("{D}/sync-controller"), "other-region".into());
+        r
+    };
+    let live = observed(other(claimed(remote(3), 1)), None);
+    let mut terminating = observed(other(claimed(remote(3), 1)), None);
+    if let RemoteState::Present(r) = &mut terminating.remote {
+        r.metadata.deletion_timestamp = Some(Time(Default::default()));
+    }
+    let mut unclaimed_yet = observed(other(remote(1)), None);
+    unclaimed_yet.namespace = None;
+    for o in [live, terminating, unclaimed_yet] {
+        match plan(&o, &f.cx()) {
+            Step::ClaimedElsewhere(owner) => assert_eq!(owner, "other-region"),
+            step => panic!("{step:?}"),
+        }
+    }
 }
 
 #[test]
 fn the_local_copy_carries_mapped_names_copied_metadata_and_defaulted_local_fields() {
     let f = default_fixture();
-    let mut r = remote(1);
+    let mut r = claim_only(remote(1));
     r.spec.note = Some("remote value for a local-only field".into());
     let Step::CreateLocal(l) = plan(&observed(r, None), &f.cx()) else {
         panic!()
@@ -202,11 +275,9 @@ fn the_local_copy_carries_mapped_names_copied_metadata_and_defaulted_local_field
 }
 
 #[test]
-fn after_the_create_the_finalizer_and_both_generations_go_up_in_one_patch_keeping_other_finalizers()
-{
+fn after_the_create_both_generations_go_up_in_one_patch() {
     let f = default_fixture();
-    let mut r = remote(3);
-    r.metadata.finalizers = Some(vec!["other/finalizer".into()]);
+    let r = claim_only(remote(3));
     let l = f.local_from(&r, 1);
     let mut o = observed(r, Some(l));
     o.spec_applied = true;
@@ -214,13 +285,7 @@ fn after_the_create_the_finalizer_and_both_generations_go_up_in_one_patch_keepin
         panic!()
     };
     assert_eq!(p.resource_version, "100");
-    assert_eq!(
-        p.finalizers,
-        Some(vec![
-            "other/finalizer".to_string(),
-            format!("{D}/sync-local")
-        ])
-    );
+    assert_eq!(p.finalizers, None);
     assert_eq!(
         p.annotations[&format!("{D}/sync-remote-generation")],
         Some("3".into())
@@ -678,11 +743,16 @@ fn arb_any() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
         (junk.clone(), junk.clone(), junk),
         (pause.clone(), pause),
         (any::<bool>(), any::<bool>(), any::<bool>()),
+        prop_oneof![Just(None), Just(Some("t")), Just(Some("other-region"))],
     )
         .prop_map(
-            |((mut o, config), (rg, lg, sv), (rp, lp), (secret, pushed, applied))| {
+            |((mut o, config), (rg, lg, sv), (rp, lp), (secret, pushed, applied), claim)| {
                 if let RemoteState::Present(r) = &mut o.remote {
                     let a = r.metadata.annotations.get_or_insert_with(Default::default);
+                    match claim {
+                        Some(c) => a.insert(format!("{D}/sync-controller"), c.to_string()),
+                        None => a.remove(&format!("{D}/sync-controller")),
+                    };
                     for (k, v) in [
                         ("sync-remote-generation", rg),
                         ("sync-local-generation", lg),
@@ -799,7 +869,7 @@ fn simulate(step: &Step<Thing>, o: &mut Observed<Thing>) {
             o.local = None;
         }
         Step::DeleteLocal(_) => o.local = None,
-        Step::InSync | Step::Paused | Step::Wait(_) => {}
+        Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {}
     }
 }
 
@@ -867,13 +937,16 @@ fn arb_live() -> impl Strategy<Value = Observed<Thing>> {
 
 proptest! {
     #[test]
-    fn junk_written_by_others_never_makes_a_plan_delete_or_write_wrongly((o, config) in arb_any()) {
+    fn junk_and_foreign_claims_never_make_a_plan_delete_or_write_wrongly((o, config) in arb_any()) {
         let f = fixture(config);
         let step = plan(&o, &f.cx());
         let keys = Keys::new(D);
         let paused = o.local.as_ref().is_some_and(|l| is_paused(&l.metadata, &keys))
             || matches!(&o.remote, RemoteState::Present(r) if is_paused(&r.metadata, &keys));
         prop_assert!(!(paused && step.is_write()), "{step:?}");
+        let foreign = matches!(&o.remote, RemoteState::Present(r)
+            if claimed_by(&r.metadata, &keys).is_some_and(|c| c != "t"));
+        prop_assert!(!(foreign && step.is_write()), "{step:?} on an object another controller claimed");
         let going = match &o.remote {
             RemoteState::Gone => true,
             RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
@@ -899,7 +972,7 @@ proptest! {
                 break;
             }
             prop_assert!(!step.is_local_delete(), "{step:?} for a live object");
-            prop_assert!(steps.len() < 8, "no end in sight: {steps:?}");
+            prop_assert!(steps.len() < 10, "no end in sight: {steps:?}");
             simulate(&step, &mut o);
             steps.push(format!("{step:?}").chars().take(60).collect::<String>());
         }

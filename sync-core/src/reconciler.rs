@@ -203,6 +203,7 @@ impl<K: Syncable> SyncBuilder<K> {
             written: Mutex::default(),
             seen: Mutex::default(),
             paused: Mutex::default(),
+            claimed_elsewhere: Mutex::default(),
             config: self.config,
             _kind: PhantomData,
         });
@@ -328,6 +329,8 @@ struct Inner<K> {
     /// When a change was first seen on each side and not yet synced, for the lag histograms.
     seen: Mutex<HashMap<ObjectKey, FirstSeen>>,
     paused: Mutex<HashSet<ObjectKey>>,
+    /// Keys claimed by another controller and already reported.
+    claimed_elsewhere: Mutex<HashSet<ObjectKey>>,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -662,12 +665,23 @@ impl<K: Syncable> Inner<K> {
         for _ in 0..MAX_STEPS {
             let step = plan(&obs, &cx);
             self.note_paused(key, matches!(step, Step::Paused));
+            if !matches!(step, Step::ClaimedElsewhere(_)) {
+                lock(&self.claimed_elsewhere).remove(key);
+            }
             match step {
                 Step::InSync => {
                     lock(&self.seen).remove(key);
                     return Ok((if wrote { "wrote" } else { "in_sync" }, Outcome::Done));
                 }
                 Step::Paused => return Ok(("paused", Outcome::Done)),
+                Step::ClaimedElsewhere(owner) => {
+                    let remote = match &obs.remote {
+                        RemoteState::Present(r) => Some(r),
+                        RemoteState::Gone => None,
+                    };
+                    self.report_claimed(key, &owner, remote).await;
+                    return Ok(("skipped", Outcome::Done));
+                }
                 Step::Wait(why) => {
                     debug!(why, "waiting");
                     return Ok(("waiting", Outcome::RequeueAfter(WAIT_DELAY)));
@@ -864,7 +878,7 @@ impl<K: Syncable> Inner<K> {
             RemoteState::Gone => None,
         };
         match step {
-            Step::InSync | Step::Paused | Step::Wait(_) => {}
+            Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {}
             Step::CreateNamespace => {
                 let ns = Namespace {
                     metadata: ObjectMeta {
@@ -1170,6 +1184,25 @@ impl<K: Syncable> Inner<K> {
             action: action.to_owned(),
             source,
         })
+    }
+
+    /// Reports, once per key while this process runs, a remote object that another controller
+    /// claimed: both controllers match it, so their configurations overlap.
+    async fn report_claimed(&self, key: &ObjectKey, owner: &str, remote: Option<&K>) {
+        if !lock(&self.claimed_elsewhere).insert(key.clone()) {
+            return;
+        }
+        warn!(
+            claimed_by = owner,
+            "remote object claimed by another controller; not synced"
+        );
+        self.metrics.rejected("claimed_elsewhere");
+        let note = format!(
+            "claimed by controller {owner:?} (annotation {}), so controller {:?} leaves it alone; both match it, so their suffixes or prefixes overlap",
+            self.keys.claim, self.config.controller_name
+        );
+        self.warn_remote_typed(remote, "ClaimedByAnotherController", "Claim", note)
+            .await;
     }
 
     async fn report_unmapped(&self, key: &ObjectKey, why: &Unmapped) {
