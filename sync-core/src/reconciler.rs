@@ -993,10 +993,9 @@ impl<K: Syncable> Inner<K> {
                         &Patch::Merge(p.to_merge_patch()),
                     ))
                     .await;
-                let patched = r.map_err(|source| Error::Remote {
-                    action: format!("patch metadata of {key}"),
-                    source,
-                })?;
+                let patched = self
+                    .remote_result(r, format!("patch metadata of {key}"), remote_obj.as_ref())
+                    .await?;
                 self.metrics.wrote(Cluster::Remote, "patch", "objects");
                 self.remember(key, Some(&patched.metadata), None);
                 if releasing {
@@ -1021,10 +1020,9 @@ impl<K: Syncable> Inner<K> {
                         &Patch::Merge(body),
                     ))
                     .await;
-                let patched = r.map_err(|source| Error::Remote {
-                    action: format!("patch status of {key}"),
-                    source,
-                })?;
+                let patched = self
+                    .remote_result(r, format!("patch status of {key}"), remote_obj.as_ref())
+                    .await?;
                 self.metrics.wrote(Cluster::Remote, "patch", "status");
                 self.remember(key, Some(&patched.metadata), None);
                 if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.status.take()) {
@@ -1184,6 +1182,33 @@ impl<K: Syncable> Inner<K> {
             action: action.to_owned(),
             source,
         })
+    }
+
+    /// The result of a write to the remote object; a rejection (e.g. annotations over the size
+    /// limit, an admission policy) is reported as a Warning event on it, as a local one is.
+    async fn remote_result<T>(
+        &self,
+        r: Result<T, kube::Error>,
+        action: String,
+        remote: Option<&K>,
+    ) -> Result<T, Error> {
+        let source = match r {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        if let Some((reason, message, code)) = api_status(&source)
+            && matches!(code, 400 | 403 | 422)
+        {
+            self.metrics.rejected("remote_write_rejected");
+            self.warn_remote_typed(
+                remote,
+                "RemoteWriteRejected",
+                "Sync",
+                format!("remote cluster rejected the {action}: {reason}: {message}"),
+            )
+            .await;
+        }
+        Err(Error::Remote { action, source })
     }
 
     /// Reports, once per key while this process runs, a remote object that another controller
