@@ -1,0 +1,508 @@
+//! Bad input (SPEC §1, §4): each case gets a clear Warning event on the remote object, touches
+//! nothing else, and loses nothing. The controller runs as a user bound only to the RBAC that
+//! `sync_core::rbac` emits. A remote spec that does not deserialise is covered in `sync.rs`
+//! (`a_remote_spec_that_does_not_deserialise_becomes_a_warning_event_and_touches_nothing`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::ObjectMeta;
+use kube::{Client, Resource, ResourceExt};
+use sync_tests::unique_name;
+
+struct T {
+    r: Client,
+    l: Client,
+    name: String,
+    ns: String,
+}
+
+async fn test_env(prefix: &str) -> T {
+    let pair = setup().await;
+    let name = unique_name(prefix);
+    let ns = format!("{name}-a");
+    let r = admin(&pair.remote).await;
+    create_namespace(&r, &ns).await;
+    T {
+        r,
+        l: admin(&pair.local).await,
+        ns,
+        name,
+    }
+}
+
+impl T {
+    fn prefix(&self) -> String {
+        format!("{}-", self.name)
+    }
+    fn remote(&self, ns: &str) -> Api<Database> {
+        Api::namespaced(self.r.clone(), ns)
+    }
+    fn local(&self, ns: &str) -> Api<Database> {
+        Api::namespaced(self.l.clone(), ns)
+    }
+    async fn create(&self, ns: &str, o: &Database) {
+        self.remote(ns)
+            .create(&PostParams::default(), o)
+            .await
+            .unwrap();
+    }
+    /// Waits for the local copy of `rns/rname` at `lns/lname` with the remote spec and the
+    /// generations recorded.
+    async fn synced(&self, rns: &str, rname: &str, lns: &str, lname: &str) -> (Database, Database) {
+        let (ra, la) = (self.remote(rns), self.local(lns));
+        eventually(&format!("{rns}/{rname} synced"), WAIT, || async {
+            let r = ra.get(rname).await.map_err(|e| e.to_string())?;
+            let l = la
+                .get_opt(lname)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no local copy")?;
+            let ok = annotation(&r, &format!("{D}/sync-remote-generation"))
+                == r.metadata.generation.map(|g| g.to_string())
+                && annotation(&r, &format!("{D}/sync-local-generation"))
+                    == l.metadata.generation.map(|g| g.to_string())
+                && l.spec.size == r.spec.size;
+            if ok {
+                Ok((r, l))
+            } else {
+                Err(format!("{:?}", r.metadata.annotations))
+            }
+        })
+        .await
+    }
+    /// Waits for a Warning event with `reason` on the remote object `ns/name`.
+    async fn event(&self, ns: &str, name: &str, reason: &str) -> KubeEvent {
+        eventually(
+            &format!("a {reason} event on {ns}/{name}"),
+            WAIT,
+            || async {
+                let ev = events_for(&self.r, ns, name, reason).await;
+                ev.into_iter().next().ok_or_else(|| "no event".to_string())
+            },
+        )
+        .await
+    }
+    /// The remote object is untouched: not claimed, no controller keys, and no local copy.
+    async fn untouched(&self, ns: &str, name: &str, local_ns: &str, local_name: &str) {
+        let r = self.remote(ns).get(name).await.unwrap();
+        assert!(r.finalizers().is_empty(), "{ns}/{name} was claimed");
+        assert!(
+            !r.annotations().keys().any(|k| k.starts_with(D)),
+            "{ns}/{name} was annotated: {:?}",
+            r.annotations()
+        );
+        if !local_name.is_empty() && !local_ns.is_empty() && local_ns.len() <= 63 {
+            assert!(
+                self.local(local_ns)
+                    .get_opt(local_name)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+}
+
+fn note(e: &KubeEvent) -> String {
+    e.note.clone().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_names_that_map_to_invalid_local_names_or_equal_the_suffix_are_reported_and_left_alone()
+ {
+    let t = test_env("names").await;
+    // A suffix that is itself a valid name, so a remote object can be named exactly that.
+    let long_ns = format!("{}{}", t.prefix(), "n".repeat(63 - t.prefix().len()));
+    create_namespace(&t.r, &long_ns).await;
+    let ctl = start::<Database>(pair(), &t.name, |c| {
+        c.namespace_prefix(t.prefix())
+            .remote_suffix("eu")
+            .local_namespace_suffix("-l")
+    })
+    .await;
+    t.create(&t.ns, &db("eu", "small")).await; // equal to the suffix: empty local name
+    t.create(&t.ns, &db("orders-eu", "small")).await; // "orders-": ends with '-'
+    t.create(&long_ns, &db("fineeu", "small")).await; // 63 + "-l": too long a namespace
+    t.create(&t.ns, &db("fineeu", "small")).await;
+    let lns = format!("{}-l", t.ns);
+    t.synced(&t.ns, "fineeu", &lns, "fine").await;
+
+    let e = t.event(&t.ns, "eu", "InvalidName").await;
+    assert!(note(&e).contains("local name \"\""), "{}", note(&e));
+    let e = t.event(&t.ns, "orders-eu", "InvalidName").await;
+    assert!(note(&e).contains("\"orders-\""), "{}", note(&e));
+    let e = t.event(&long_ns, "fineeu", "InvalidName").await;
+    assert!(note(&e).contains("namespace"), "{}", note(&e));
+    t.untouched(&t.ns, "eu", &lns, "").await;
+    t.untouched(&t.ns, "orders-eu", &lns, "orders-").await;
+    t.untouched(&long_ns, "fineeu", &format!("{long_ns}-l"), "fine")
+        .await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_generation_and_bookkeeping_annotations_are_rewritten_once_without_a_loop() {
+    let t = test_env("malformed").await;
+    let mut o = db("orders", "small");
+    o.metadata.annotations = Some(
+        [
+            (format!("{D}/sync-remote-generation"), "three".to_string()),
+            (
+                format!("{D}/sync-local-generation"),
+                "99999999999999999999".to_string(),
+            ),
+            (format!("{D}/sync-secret-versions"), "{not json".to_string()),
+        ]
+        .into(),
+    );
+    t.create(&t.ns, &o).await;
+    let user = unique_name("malformed");
+    let ctl = start::<Database>(pair(), &user, |c| c.namespace_prefix(t.prefix())).await;
+    t.synced(&t.ns, "orders", &t.ns, "orders").await;
+    // Someone writes junk again, on both sides, after the controller fixed it.
+    let junk = serde_json::json!({"metadata": {"annotations": {
+        format!("{D}/sync-remote-generation"): "-1",
+        format!("{D}/sync-local-generation"): "",
+    }}});
+    t.remote(&t.ns)
+        .patch("orders", &PatchParams::default(), &Patch::Merge(junk))
+        .await
+        .unwrap();
+    let junk = serde_json::json!({"metadata": {"annotations": {format!("{D}/sync-managed-keys"): "[oops"}}});
+    t.local(&t.ns)
+        .patch("orders", &PatchParams::default(), &Patch::Merge(junk))
+        .await
+        .unwrap();
+    let (r, _) = t.synced(&t.ns, "orders", &t.ns, "orders").await;
+    assert_eq!(
+        annotation(&r, &format!("{D}/sync-remote-generation")),
+        Some("1".into())
+    );
+    // Then nothing more: no write loop on either cluster.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mr, ml) = (
+        pair().remote.audit_mark().unwrap(),
+        pair().local.audit_mark().unwrap(),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut writes: Vec<_> = writes_by(&pair().remote.audit_events_since(&mr).unwrap(), &user)
+        .into_iter()
+        .cloned()
+        .collect();
+    writes.extend(
+        writes_by(&pair().local.audit_events_since(&ml).unwrap(), &user)
+            .into_iter()
+            .cloned(),
+    );
+    assert!(
+        writes.is_empty(),
+        "writes after convergence:{}",
+        describe(&writes.iter().collect::<Vec<_>>())
+    );
+    ctl.stop().await;
+}
+
+/// Annotations whose keys and values add up to `bytes` (keys 60 characters, values 60).
+fn many_annotations(bytes: usize) -> BTreeMap<String, String> {
+    (0..bytes / 120)
+        .map(|i| (format!("example.com/k{i:057}"), "v".repeat(60)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_annotations_that_do_not_fit_with_the_controllers_keys_are_reported_and_kept() {
+    let t = test_env("huge").await;
+    let ctl = start::<Database>(pair(), &t.name, |c| c.namespace_prefix(t.prefix())).await;
+    // Just under the 256 KiB limit on annotations: nothing more fits on the remote object,
+    // so its claim and generations cannot be written there.
+    let mut full = db("full", "small");
+    let limit = 256 * 1024;
+    full.metadata.annotations =
+        Some([("example.com/big".to_string(), "x".repeat(limit - 15 - 8))].into());
+    t.create(&t.ns, &full).await;
+    // Well under the limit remotely, but over it locally once the controller records which
+    // keys it copied (2,000 keys of 60 characters).
+    let mut many = db("many", "small");
+    many.metadata.annotations = Some(many_annotations(240_000));
+    t.create(&t.ns, &many).await;
+    t.create(&t.ns, &db("fine", "small")).await;
+    t.synced(&t.ns, "fine", &t.ns, "fine").await;
+
+    let e = t.event(&t.ns, "many", "LocalWriteRejected").await;
+    assert!(note(&e).contains("Too long"), "{}", note(&e));
+    // Its claim is the first write, and the remote API refuses it: nothing is made locally.
+    let full_event = t.event(&t.ns, "full", "RemoteWriteRejected").await;
+    assert!(
+        note(&full_event).contains("Too long"),
+        "{}",
+        note(&full_event)
+    );
+    // Nothing lost: the remote annotations are whole, and no local copy was half made.
+    let r = t.remote(&t.ns).get("full").await.unwrap();
+    assert_eq!(r.annotations()["example.com/big"].len(), limit - 15 - 8);
+    let r = t.remote(&t.ns).get("many").await.unwrap();
+    assert_eq!(
+        r.annotations()
+            .keys()
+            .filter(|k| k.starts_with("example.com/"))
+            .count(),
+        2000
+    );
+    assert!(t.local(&t.ns).get_opt("many").await.unwrap().is_none());
+    assert!(t.local(&t.ns).get_opt("full").await.unwrap().is_none());
+    t.synced(&t.ns, "fine", &t.ns, "fine").await;
+    ctl.stop().await;
+}
+
+fn secret(name: &str, ns: &str, bytes: usize, owner: Option<&Database>) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            owner_references: owner.map(|o| {
+                vec![OwnerReference {
+                    controller: Some(true),
+                    ..o.controller_owner_ref(&()).unwrap()
+                }]
+            }),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "blob".to_string(),
+            ByteString(vec![b'x'; bytes]),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// A remote admission policy that refuses secrets with a value over 64 KiB, in namespaces
+/// labelled for this test: the management cluster accepts less than the regional one.
+async fn limit_remote_secrets(r: &Client, label: &str) {
+    let policy: serde_json::Value = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": label},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["secrets"],
+            }]},
+            "validations": [{
+                "expression": "!has(object.data) || object.data.all(k, size(object.data[k]) <= 65536)",
+                "message": "the management cluster keeps secrets of at most 64 KiB per key",
+            }],
+        },
+    });
+    let binding: serde_json::Value = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": label},
+        "spec": {
+            "policyName": label,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"sync-test-limit": label}}},
+        },
+    });
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    Api::<ValidatingAdmissionPolicy>::all(r.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(policy).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(r.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(binding).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_secret_larger_than_the_remote_accepts_is_reported_and_the_rest_still_syncs() {
+    let t = test_env("bigsecret").await;
+    limit_remote_secrets(&t.r, &t.name).await;
+    let other = format!("{}-b", t.name);
+    create_namespace(&t.r, &other).await;
+    let label = serde_json::json!({"metadata": {"labels": {"sync-test-limit": t.name}}});
+    for ns in [&t.ns, &other] {
+        Api::<Namespace>::all(t.r.clone())
+            .patch(ns, &PatchParams::default(), &Patch::Merge(label.clone()))
+            .await
+            .unwrap();
+        Api::<Secret>::namespaced(t.r.clone(), ns)
+            .create(&PostParams::default(), &secret("creds-eu", ns, 10, None))
+            .await
+            .unwrap();
+    }
+    let rs: Api<Secret> = Api::namespaced(t.r.clone(), &t.ns);
+    // The policy takes a moment to apply: wait until the admin is refused a big secret too.
+    eventually("the remote policy to refuse big secrets", WAIT, || async {
+        let probe = secret("probe", &t.ns, 100_000, None);
+        match rs.create(&PostParams::default(), &probe).await {
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403 => Ok(()),
+            other => {
+                let _ = rs.delete("probe", &Default::default()).await;
+                Err(format!("{:?}", other.map(|_| "accepted")))
+            }
+        }
+    })
+    .await;
+    let ctl = start::<Database>(pair(), &t.name, |c| {
+        c.namespace_prefix(t.prefix())
+            .remote_suffix("-eu")
+            .secrets(["creds"])
+    })
+    .await;
+    t.create(&t.ns, &db("orders-eu", "small")).await;
+    t.create(&other, &db("orders-eu", "small")).await;
+    let (_, big) = t.synced(&t.ns, "orders-eu", &t.ns, "orders").await;
+    let (_, small) = t.synced(&other, "orders-eu", &other, "orders").await;
+    // The local cluster takes it (Kubernetes allows 1 MiB); the remote one does not.
+    Api::<Secret>::namespaced(t.l.clone(), &t.ns)
+        .create(
+            &PostParams::default(),
+            &secret("creds", &t.ns, 200_000, Some(&big)),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(t.l.clone(), &other)
+        .create(
+            &PostParams::default(),
+            &secret("creds", &other, 20_000, Some(&small)),
+        )
+        .await
+        .unwrap();
+    set_local_status(&t.l, &t.ns, "orders", "Ready").await;
+    let e = t.event(&t.ns, "orders-eu", "SecretRejected").await;
+    assert!(note(&e).contains("64 KiB"), "{}", note(&e));
+    // The other object's secret goes up; the same object's status too.
+    let other_rs: Api<Secret> = Api::namespaced(t.r.clone(), &other);
+    eventually("the other object's secret up", WAIT, || async {
+        let s = other_rs.get("creds-eu").await.map_err(|e| e.to_string())?;
+        match s.data.map(|d| d["blob"].0.len()) {
+            Some(20_000) => Ok(()),
+            n => Err(format!("{n:?} bytes")),
+        }
+    })
+    .await;
+    let ra = t.remote(&t.ns);
+    eventually("the status up despite the secret", WAIT, || async {
+        let r = ra.get("orders-eu").await.map_err(|e| e.to_string())?;
+        match r.status.and_then(|s| s.phase) {
+            Some(p) if p == "Ready" => Ok(()),
+            p => Err(format!("{p:?}")),
+        }
+    })
+    .await;
+    // Nothing lost: the remote secret keeps what it had.
+    let kept = rs.get("creds-eu").await.unwrap();
+    assert_eq!(kept.data.unwrap()["blob"].0.len(), 10);
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_controllers_whose_suffixes_overlap_report_the_object_instead_of_fighting_over_it() {
+    let t = test_env("overlap").await;
+    let (eu, weu) = (format!("{}-eu", t.name), format!("{}-weu", t.name));
+    let (eu_ns, weu_ns) = (format!("{}-eu", t.ns), format!("{}-weu", t.ns));
+    let a = start::<Database>(pair(), &eu, |c| {
+        c.namespace_prefix(t.prefix())
+            .remote_suffix("-eu")
+            .local_namespace_suffix("-eu")
+    })
+    .await;
+    t.create(&t.ns, &db("orders-west-eu", "small")).await;
+    t.synced(&t.ns, "orders-west-eu", &eu_ns, "orders-west")
+        .await;
+    // "-west-eu" ends with "-eu": every object of the second controller matches the first.
+    let mark = pair().remote.audit_mark().unwrap();
+    let b = start::<Database>(pair(), &weu, |c| {
+        c.namespace_prefix(t.prefix())
+            .remote_suffix("-west-eu")
+            .local_namespace_suffix("-weu")
+    })
+    .await;
+    let e = t
+        .event(&t.ns, "orders-west-eu", "ClaimedByAnotherController")
+        .await;
+    assert!(
+        note(&e).contains(&format!("claimed by controller \"{eu}\"")),
+        "{}",
+        note(&e)
+    );
+    // A new object that both match, while both run: one claims it, the other reports it.
+    t.create(&t.ns, &db("stock-west-eu", "small")).await;
+    let ra = t.remote(&t.ns);
+    let winner = eventually("the new object claimed and reported", WAIT, || async {
+        let r = ra.get("stock-west-eu").await.map_err(|e| e.to_string())?;
+        let claim = annotation(&r, &format!("{D}/sync-controller")).ok_or("unclaimed")?;
+        let reported = events_for(&t.r, &t.ns, "stock-west-eu", "ClaimedByAnotherController").await;
+        if reported.is_empty() {
+            Err(format!("claimed by {claim}, not reported yet"))
+        } else {
+            Ok(claim)
+        }
+    })
+    .await;
+    let (loser, loser_ns, winner_ns, winner_name) = if winner == eu {
+        (&weu, &weu_ns, &eu_ns, "stock-west")
+    } else {
+        (&eu, &eu_ns, &weu_ns, "stock")
+    };
+    t.synced(&t.ns, "stock-west-eu", winner_ns, winner_name)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // No fight: after the claims, the loser of each object wrote nothing to it, and made no
+    // local copy.
+    let events = pair().remote.audit_events_since(&mark).unwrap();
+    let by_b: Vec<_> = writes_by(&events, &weu)
+        .into_iter()
+        .filter(|e| e.name == "orders-west-eu" && e.code < 400)
+        .collect();
+    assert!(
+        by_b.is_empty(),
+        "the second controller wrote:{}",
+        describe(&by_b)
+    );
+    let by_loser: Vec<_> = writes_by(&events, loser)
+        .into_iter()
+        .filter(|e| e.name == "stock-west-eu" && e.code < 400)
+        .collect();
+    assert!(
+        by_loser.is_empty(),
+        "the loser wrote:{}",
+        describe(&by_loser)
+    );
+    let (loser_name, mine) = if winner == eu {
+        ("stock", "orders")
+    } else {
+        ("stock-west", "orders")
+    };
+    for (ns, name) in [(loser_ns, loser_name), (&weu_ns, mine)] {
+        assert!(
+            Api::<Database>::namespaced(t.l.clone(), ns)
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none(),
+            "a local copy {ns}/{name} by a controller that did not claim its remote object"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
