@@ -536,8 +536,8 @@ impl<K: Syncable> Inner<K> {
         }
     }
 
-    /// Every key this controller may have work for: each cached remote object of its own, and
-    /// the remote key of each cached local copy. After a relist of either cache, this is how a
+    /// Every key this controller may have work for: each cached remote object of its own, the
+    /// remote key of each cached local copy, and that of each namespace it made. After a relist of either cache, this is how a
     /// remote object that vanished (or a local copy deleted) while a watch was down gets its
     /// pass: no watch event will ever announce it.
     fn all_keys(&self) -> Vec<ObjectKey> {
@@ -554,6 +554,14 @@ impl<K: Syncable> Inner<K> {
                 .iter()
                 .filter_map(|o| self.mapping.to_remote(&key_of(o.as_ref()))),
         );
+        // A namespace the controller made names the local object it was made for: after a
+        // crash between making the namespace and the copy, and a remote object that vanished
+        // meanwhile, nothing else leads back to it.
+        keys.extend(self.namespaces.state().iter().filter_map(|ns| {
+            let owner = ns.annotations().get(&self.keys.owner)?;
+            self.mapping
+                .to_remote(&ObjectKey::new(ns.name_any(), owner.clone()))
+        }));
         keys
     }
 
