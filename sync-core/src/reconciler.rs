@@ -360,6 +360,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How long a failed watch waits before it tries again: kube's default (0.8 s, doubling, with
+/// jitter) capped at 5 s rather than 30 s, so the caches are fresh again within seconds of an
+/// API server's return; a pass on a stale cache would retry needlessly (a namespace "already
+/// exists", say). While the cluster is unreachable a watcher then asks about once per 5 s.
+#[derive(Debug)]
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(800);
+    const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff { next: Self::FIRST }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(delay.mul_f64(rand::random_range(0.5..=1.0)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
 /// What a watch reports.
 enum Touched<R> {
     /// An object was added, changed or deleted, or came with a (re)list.
@@ -393,7 +429,7 @@ where
         // managedFields are often most of an object's size and are never read here; an update
         // that omits them leaves them as they are on the server.
         .modify(|o| o.meta_mut().managed_fields = None)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(writer)
         .filter_map(move |r| {
             let touched = match r {
