@@ -70,7 +70,11 @@ pub(crate) struct QueueConfig {
     pub deadline: Duration,
 }
 
+/// A conflict is retried after 50 ms, then after twice as long each time it repeats, up to
+/// [`CONFLICT_MAX`]: a conflict that persists (an "already exists" while a cache catches up
+/// with an API server that just came back) must not become a hot loop of requests.
 const CONFLICT_DELAY: Duration = Duration::from_millis(50);
+const CONFLICT_MAX: Duration = Duration::from_secs(5);
 
 struct Queue<Key> {
     ready: VecDeque<Key>,
@@ -80,6 +84,7 @@ struct Queue<Key> {
     running: HashSet<Key>,
     dirty: HashSet<Key>,
     failures: HashMap<Key, u32>,
+    conflicts: HashMap<Key, u32>,
 }
 
 impl<Key: Clone + Eq + Hash> Queue<Key> {
@@ -146,6 +151,7 @@ pub(crate) async fn run<Key, F, Fut>(
         running: HashSet::new(),
         dirty: HashSet::new(),
         failures: HashMap::new(),
+        conflicts: HashMap::new(),
     };
     for key in initial {
         q.now(key);
@@ -188,11 +194,21 @@ pub(crate) async fn run<Key, F, Fut>(
                     }
                     Outcome::Failed => {}
                 }
+                if outcome != Outcome::Conflict {
+                    q.conflicts.remove(&key);
+                }
                 match outcome {
                     _ if dirty && outcome != Outcome::Failed => q.now(key),
                     Outcome::Done => {}
                     Outcome::RequeueAfter(d) => q.later(key, d),
-                    Outcome::Conflict => q.later(key, CONFLICT_DELAY),
+                    Outcome::Conflict => {
+                        let n = q.conflicts.entry(key.clone()).or_default();
+                        *n += 1;
+                        let delay = CONFLICT_DELAY
+                            .saturating_mul(1u32 << (*n - 1).min(16))
+                            .min(CONFLICT_MAX);
+                        q.later(key, delay);
+                    }
                     Outcome::Failed => {
                         let n = q.failures.entry(key.clone()).or_default();
                         *n += 1;
@@ -383,5 +399,44 @@ mod tests {
         runs.sort_unstable();
         // The failed keys ran again; the one that succeeded did not.
         assert_eq!(runs, vec![0, 1, 1, 2, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_that_repeats_is_retried_less_and_less_often() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let runs = Arc::new(Mutex::new(0u32));
+        let r = runs.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            run(
+                &mut rx,
+                [],
+                QueueConfig {
+                    concurrency: 1,
+                    backoff: Backoff::default(),
+                    deadline: Duration::from_secs(1),
+                },
+                &Notify::new(),
+                move |_: u32| {
+                    let r = r.clone();
+                    async move {
+                        *r.lock().unwrap() += 1;
+                        Outcome::Conflict
+                    }
+                },
+                |_| {},
+                async {
+                    stop_rx.await.ok();
+                },
+            )
+            .await
+        });
+        tx.send(1).unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        stop_tx.send(()).unwrap();
+        handle.await.unwrap();
+        // 50, 100, 200, 400 ms: five runs in the first second, where a fixed 50 ms made 20.
+        let runs = *runs.lock().unwrap();
+        assert!((3..=7).contains(&runs), "{runs} runs in 1 s");
     }
 }
