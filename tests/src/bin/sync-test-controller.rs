@@ -8,7 +8,8 @@
 //!     [--lease NAMESPACE/NAME --identity ID --lease-seconds N]
 //! ```
 //!
-//! It runs `sync_tests::harness::Database` with the given kubeconfigs (per-user ones from
+//! A flag given twice takes its last value. It runs `sync_tests::harness::Database` with the
+//! given kubeconfigs (per-user ones from
 //! `ControlPlane::kubeconfig_for_user`, so it has only the RBAC the test granted), logs to
 //! stderr (`RUST_LOG`, default `info`), prints `READY` / `NOT_READY` on stdout as its ready
 //! flag changes (with leader election: as it starts and stops leading), stops gracefully on
