@@ -111,8 +111,10 @@ impl LeaderElection {
             };
             keys = work(keys, stop).await;
             if shutdown_seen.peek().is_some() {
-                // Dropping the receiver makes the manager release the Lease, so a standby
-                // takes over without waiting for it to expire.
+                // Dropping the receiver makes the manager release the Lease. A standby still
+                // wakes only at the expiry it last read (kube-lease-manager sleeps until
+                // then), so a graceful stop is taken over within the lease duration, as a
+                // crash is, but without the wait for a stale holder to be forced out.
                 drop(leading);
                 let _ = handle.await;
                 return Ok(());
