@@ -938,7 +938,12 @@ impl<K: Syncable> Inner<K> {
                     .local_call(Api::<Namespace>::all(self.local.clone()).create(&pp, &ns))
                     .await;
                 let created = self
-                    .local_result(created, "create namespace", remote_obj.as_ref())
+                    .write_result(
+                        Cluster::Local,
+                        created,
+                        "create namespace".to_owned(),
+                        remote_obj.as_ref(),
+                    )
                     .await?;
                 self.metrics.wrote(Cluster::Local, "create", "namespaces");
                 info!(namespace = %local_key.namespace, "created local namespace");
@@ -952,7 +957,12 @@ impl<K: Syncable> Inner<K> {
                 let body = to_dynamic(&*obj)?;
                 let r = self.local_call(local_api.create(&pp, &body)).await;
                 let created = self
-                    .local_result(r, "create local object", remote_obj.as_ref())
+                    .write_result(
+                        Cluster::Local,
+                        r,
+                        "create local object".to_owned(),
+                        remote_obj.as_ref(),
+                    )
                     .await?;
                 self.metrics.wrote(Cluster::Local, "create", "objects");
                 self.spec_written(key);
@@ -970,7 +980,12 @@ impl<K: Syncable> Inner<K> {
                     .local_call(local_api.replace(&local_key.name, &pp, &body))
                     .await;
                 let updated = self
-                    .local_result(r, "update local object", remote_obj.as_ref())
+                    .write_result(
+                        Cluster::Local,
+                        r,
+                        "update local object".to_owned(),
+                        remote_obj.as_ref(),
+                    )
                     .await?;
                 self.metrics.wrote(Cluster::Local, "update", "objects");
                 self.spec_written(key);
@@ -1038,7 +1053,12 @@ impl<K: Syncable> Inner<K> {
                     ))
                     .await;
                 let patched = self
-                    .remote_result(r, format!("patch metadata of {key}"), remote_obj.as_ref())
+                    .write_result(
+                        Cluster::Remote,
+                        r,
+                        format!("patch metadata of {key}"),
+                        remote_obj.as_ref(),
+                    )
                     .await?;
                 self.metrics.wrote(Cluster::Remote, "patch", "objects");
                 self.remember(key, Some(&patched.metadata), None);
@@ -1065,7 +1085,12 @@ impl<K: Syncable> Inner<K> {
                     ))
                     .await;
                 let patched = self
-                    .remote_result(r, format!("patch status of {key}"), remote_obj.as_ref())
+                    .write_result(
+                        Cluster::Remote,
+                        r,
+                        format!("patch status of {key}"),
+                        remote_obj.as_ref(),
+                    )
                     .await?;
                 self.metrics.wrote(Cluster::Remote, "patch", "status");
                 self.remember(key, Some(&patched.metadata), None);
@@ -1198,40 +1223,12 @@ impl<K: Syncable> Inner<K> {
         Err(Error::BudgetExhausted(wait))
     }
 
-    /// The result of a local write; a rejection (admission, schema, quota) is reported as a
-    /// Warning event on the remote object, so the management plane sees why without logs.
-    async fn local_result<T>(
+    /// The result of a write to either cluster. A rejection (admission, schema, quota, size
+    /// limits) is reported as a Warning event on the remote object, so the management plane
+    /// sees why without reading logs.
+    async fn write_result<T>(
         &self,
-        r: Result<T, kube::Error>,
-        action: &str,
-        remote: Option<&K>,
-    ) -> Result<T, Error> {
-        let source = match r {
-            Ok(t) => return Ok(t),
-            Err(e) => e,
-        };
-        if let Some((reason, message, code)) = api_status(&source)
-            && matches!(code, 400 | 403 | 422)
-        {
-            self.metrics.rejected("local_write_rejected");
-            self.warn_remote_typed(
-                remote,
-                "LocalWriteRejected",
-                "SyncSpec",
-                format!("local cluster rejected the {action}: {reason}: {message}"),
-            )
-            .await;
-        }
-        Err(Error::Local {
-            action: action.to_owned(),
-            source,
-        })
-    }
-
-    /// The result of a write to the remote object; a rejection (e.g. annotations over the size
-    /// limit, an admission policy) is reported as a Warning event on it, as a local one is.
-    async fn remote_result<T>(
-        &self,
+        cluster: Cluster,
         r: Result<T, kube::Error>,
         action: String,
         remote: Option<&K>,
@@ -1243,16 +1240,29 @@ impl<K: Syncable> Inner<K> {
         if let Some((reason, message, code)) = api_status(&source)
             && matches!(code, 400 | 403 | 422)
         {
-            self.metrics.rejected("remote_write_rejected");
-            self.warn_remote_typed(
-                remote,
-                "RemoteWriteRejected",
-                "Sync",
-                format!("remote cluster rejected the {action}: {reason}: {message}"),
-            )
-            .await;
+            let (metric, event, event_action, side) = match cluster {
+                Cluster::Local => (
+                    "local_write_rejected",
+                    "LocalWriteRejected",
+                    "SyncSpec",
+                    "local",
+                ),
+                Cluster::Remote => (
+                    "remote_write_rejected",
+                    "RemoteWriteRejected",
+                    "Sync",
+                    "remote",
+                ),
+            };
+            self.metrics.rejected(metric);
+            let note = format!("{side} cluster rejected the {action}: {reason}: {message}");
+            self.warn_remote_typed(remote, event, event_action, note)
+                .await;
         }
-        Err(Error::Remote { action, source })
+        Err(match cluster {
+            Cluster::Local => Error::Local { action, source },
+            Cluster::Remote => Error::Remote { action, source },
+        })
     }
 
     /// Reports, once per key while this process runs, a remote object that another controller
