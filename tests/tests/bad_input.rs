@@ -18,43 +18,7 @@ use kube::core::ObjectMeta;
 use kube::{Client, Resource, ResourceExt};
 use sync_tests::unique_name;
 
-struct T {
-    r: Client,
-    l: Client,
-    name: String,
-    ns: String,
-}
-
-async fn test_env(prefix: &str) -> T {
-    let pair = setup().await;
-    let name = unique_name(prefix);
-    let ns = format!("{name}-a");
-    let r = admin(&pair.remote).await;
-    create_namespace(&r, &ns).await;
-    T {
-        r,
-        l: admin(&pair.local).await,
-        ns,
-        name,
-    }
-}
-
 impl T {
-    fn prefix(&self) -> String {
-        format!("{}-", self.name)
-    }
-    fn remote(&self, ns: &str) -> Api<Database> {
-        Api::namespaced(self.r.clone(), ns)
-    }
-    fn local(&self, ns: &str) -> Api<Database> {
-        Api::namespaced(self.l.clone(), ns)
-    }
-    async fn create(&self, ns: &str, o: &Database) {
-        self.remote(ns)
-            .create(&PostParams::default(), o)
-            .await
-            .unwrap();
-    }
     /// Waits for the local copy of `rns/rname` at `lns/lname` with the remote spec and the
     /// generations recorded.
     async fn synced(&self, rns: &str, rname: &str, lns: &str, lname: &str) -> (Database, Database) {

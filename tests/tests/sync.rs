@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, ObjectMeta};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use sync_core::OnRemoteDelete;
 use sync_tests::unique_name;
 
@@ -20,95 +20,8 @@ fn pp() -> PostParams {
     PostParams::default()
 }
 
-struct T {
-    r: Client,
-    l: Client,
-    name: String,
-    ns: String,
-}
-
-/// A test's own namespace prefix (`<name>-`) and a first remote namespace in it.
-async fn test_env(prefix: &str) -> T {
-    let pair = setup().await;
-    let name = unique_name(prefix);
-    let ns = format!("{name}-a");
-    let r = admin(&pair.remote).await;
-    create_namespace(&r, &ns).await;
-    T {
-        r,
-        l: admin(&pair.local).await,
-        ns,
-        name,
-    }
-}
-
-impl T {
-    fn remote(&self, ns: &str) -> Api<Database> {
-        Api::namespaced(self.r.clone(), ns)
-    }
-    fn local(&self, ns: &str) -> Api<Database> {
-        Api::namespaced(self.l.clone(), ns)
-    }
-    async fn create(&self, ns: &str, o: &Database) -> Database {
-        self.remote(ns).create(&pp(), o).await.unwrap()
-    }
-    /// Waits until the remote object records the current remote and local generations.
-    async fn converged(
-        &self,
-        rns: &str,
-        rname: &str,
-        lns: &str,
-        lname: &str,
-    ) -> (Database, Database) {
-        let (ra, la) = (self.remote(rns), self.local(lns));
-        eventually(
-            &format!("{rns}/{rname} synced to {lns}/{lname}"),
-            WAIT,
-            || async {
-                let r = ra.get(rname).await.map_err(|e| e.to_string())?;
-                let l = la
-                    .get_opt(lname)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("no local copy")?;
-                let ok = annotation(&r, &format!("{D}/sync-remote-generation"))
-                    == r.metadata.generation.map(|g| g.to_string())
-                    && annotation(&r, &format!("{D}/sync-local-generation"))
-                        == l.metadata.generation.map(|g| g.to_string())
-                    && r.finalizers().contains(&format!("{D}/sync-local"))
-                    && l.spec.size == r.spec.size;
-                if ok {
-                    Ok((r, l))
-                } else {
-                    Err(format!(
-                        "remote {:?} {:?} gen {:?}; local spec {:?} gen {:?}",
-                        r.metadata.annotations,
-                        r.finalizers(),
-                        r.metadata.generation,
-                        l.spec,
-                        l.metadata.generation
-                    ))
-                }
-            },
-        )
-        .await
-    }
-    async fn gone<K>(&self, api: &Api<K>, name: &str)
-    where
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        eventually(&format!("{name} to be gone"), WAIT, || async {
-            match api.get_opt(name).await.map_err(|e| e.to_string())? {
-                None => Ok(()),
-                Some(o) => Err(format!("still there: {o:?}")),
-            }
-        })
-        .await
-    }
-}
-
 fn prefix(t: &T) -> String {
-    format!("{}-", t.name)
+    t.prefix()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::{Client, Resource};
 pub use sync_tests::harness::*;
+use sync_tests::unique_name;
 use sync_tests::{AuditEvent, Pair, shared_pair};
 
 pub fn pair() -> &'static Pair {
@@ -127,4 +129,99 @@ pub async fn set_local_status(client: &Client, ns: &str, name: &str, phase: &str
         .await
         .unwrap();
     g
+}
+
+/// One test's clients and names on the shared pair.
+pub struct T {
+    pub r: Client,
+    pub l: Client,
+    pub name: String,
+    pub ns: String,
+}
+
+/// A test's own namespace prefix (`<name>-`) and a first remote namespace in it.
+pub async fn test_env(prefix: &str) -> T {
+    let pair = setup().await;
+    let name = unique_name(prefix);
+    let ns = format!("{name}-a");
+    let r = admin(&pair.remote).await;
+    create_namespace(&r, &ns).await;
+    T {
+        r,
+        l: admin(&pair.local).await,
+        ns,
+        name,
+    }
+}
+
+impl T {
+    /// The test's namespace prefix, `<name>-`.
+    pub fn prefix(&self) -> String {
+        format!("{}-", self.name)
+    }
+    pub fn remote(&self, ns: &str) -> Api<Database> {
+        Api::namespaced(self.r.clone(), ns)
+    }
+    pub fn local(&self, ns: &str) -> Api<Database> {
+        Api::namespaced(self.l.clone(), ns)
+    }
+    pub async fn create(&self, ns: &str, o: &Database) -> Database {
+        self.remote(ns)
+            .create(&PostParams::default(), o)
+            .await
+            .unwrap()
+    }
+    /// Waits until the remote object records the current remote and local generations.
+    pub async fn converged(
+        &self,
+        rns: &str,
+        rname: &str,
+        lns: &str,
+        lname: &str,
+    ) -> (Database, Database) {
+        let (ra, la) = (self.remote(rns), self.local(lns));
+        eventually(
+            &format!("{rns}/{rname} synced to {lns}/{lname}"),
+            WAIT,
+            || async {
+                let r = ra.get(rname).await.map_err(|e| e.to_string())?;
+                let l = la
+                    .get_opt(lname)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no local copy")?;
+                let ok = annotation(&r, &format!("{D}/sync-remote-generation"))
+                    == r.metadata.generation.map(|g| g.to_string())
+                    && annotation(&r, &format!("{D}/sync-local-generation"))
+                        == l.metadata.generation.map(|g| g.to_string())
+                    && r.finalizers().contains(&format!("{D}/sync-local"))
+                    && l.spec.size == r.spec.size;
+                if ok {
+                    Ok((r, l))
+                } else {
+                    Err(format!(
+                        "remote {:?} {:?} gen {:?}; local spec {:?} gen {:?}",
+                        r.metadata.annotations,
+                        r.finalizers(),
+                        r.metadata.generation,
+                        l.spec,
+                        l.metadata.generation
+                    ))
+                }
+            },
+        )
+        .await
+    }
+    pub async fn gone<K>(&self, api: &Api<K>, name: &str)
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        eventually(&format!("{name} to be gone"), WAIT, || async {
+            match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(o) => Err(format!("still there: {o:?}")),
+            }
+        })
+        .await
+    }
 }
