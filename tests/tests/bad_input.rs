@@ -153,20 +153,9 @@ async fn malformed_generation_and_bookkeeping_annotations_are_rewritten_once_wit
     );
     // Then nothing more: no write loop on either cluster.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (mr, ml) = (
-        pair().remote.audit_mark().unwrap(),
-        pair().local.audit_mark().unwrap(),
-    );
+    let since = marks();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mut writes: Vec<_> = writes_by(&pair().remote.audit_events_since(&mr).unwrap(), &user)
-        .into_iter()
-        .cloned()
-        .collect();
-    writes.extend(
-        writes_by(&pair().local.audit_events_since(&ml).unwrap(), &user)
-            .into_iter()
-            .cloned(),
-    );
+    let writes = writes_on_both_since(&since, &user);
     assert!(
         writes.is_empty(),
         "writes after convergence:{}",

@@ -379,8 +379,7 @@ async fn a_paused_object_gets_no_writes_and_its_deletion_waits_until_unpaused() 
         .patch("orders", &PatchParams::default(), &Patch::Merge(paused()))
         .await
         .unwrap();
-    let mark_r = pair().remote.audit_mark().unwrap();
-    let mark_l = pair().local.audit_mark().unwrap();
+    let since = marks();
     let change = serde_json::json!({"spec": {"size": "large"}});
     t.remote(&t.ns)
         .patch("orders", &PatchParams::default(), &Patch::Merge(change))
@@ -391,21 +390,7 @@ async fn a_paused_object_gets_no_writes_and_its_deletion_waits_until_unpaused() 
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut writes = writes_by(
-        &pair().remote.audit_events_since(&mark_r).unwrap(),
-        &ctl.user,
-    )
-    .into_iter()
-    .cloned()
-    .collect::<Vec<_>>();
-    writes.extend(
-        writes_by(
-            &pair().local.audit_events_since(&mark_l).unwrap(),
-            &ctl.user,
-        )
-        .into_iter()
-        .cloned(),
-    );
+    let writes = writes_on_both_since(&since, &ctl.user);
     assert!(
         writes.is_empty(),
         "writes while paused:{}",
@@ -651,21 +636,9 @@ async fn converge_with_status(t: &T, n: usize, config_user: &str) -> Running {
 }
 
 async fn writes_during(user: &str, idle: Duration) -> Vec<sync_tests::AuditEvent> {
-    let (mr, ml) = (
-        pair().remote.audit_mark().unwrap(),
-        pair().local.audit_mark().unwrap(),
-    );
+    let since = marks();
     tokio::time::sleep(idle).await;
-    let mut w: Vec<_> = writes_by(&pair().remote.audit_events_since(&mr).unwrap(), user)
-        .into_iter()
-        .cloned()
-        .collect();
-    w.extend(
-        writes_by(&pair().local.audit_events_since(&ml).unwrap(), user)
-            .into_iter()
-            .cloned(),
-    );
-    w
+    writes_on_both_since(&since, user)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,21 +666,10 @@ async fn a_restarted_controller_writes_nothing_for_objects_already_in_sync() {
     let t = test_env("restart").await;
     let user = unique_name("restart");
     converge_with_status(&t, 5, &user).await.stop().await;
-    let (mr, ml) = (
-        pair().remote.audit_mark().unwrap(),
-        pair().local.audit_mark().unwrap(),
-    );
+    let since = marks();
     let ctl = start::<Database>(pair(), &user, |c| c.namespace_prefix(prefix(&t))).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mut w: Vec<_> = writes_by(&pair().remote.audit_events_since(&mr).unwrap(), &user)
-        .into_iter()
-        .cloned()
-        .collect();
-    w.extend(
-        writes_by(&pair().local.audit_events_since(&ml).unwrap(), &user)
-            .into_iter()
-            .cloned(),
-    );
+    let w = writes_on_both_since(&since, &user);
     assert!(
         w.is_empty(),
         "writes after restart:{}",

@@ -13,7 +13,7 @@ use kube::core::ObjectMeta;
 use kube::{Client, Resource};
 pub use sync_tests::harness::*;
 use sync_tests::unique_name;
-use sync_tests::{AuditEvent, Pair, shared_pair};
+use sync_tests::{AuditEvent, AuditMark, Pair, shared_pair};
 
 pub fn pair() -> &'static Pair {
     shared_pair()
@@ -100,6 +100,29 @@ pub async fn events_for(client: &Client, ns: &str, name: &str, reason: &str) -> 
                 && e.reason.as_deref() == Some(reason)
         })
         .collect()
+}
+
+/// The current end of both planes' audit logs (remote, local).
+pub fn marks() -> (AuditMark, AuditMark) {
+    (
+        pair().remote.audit_mark().unwrap(),
+        pair().local.audit_mark().unwrap(),
+    )
+}
+
+/// Writes by `user` on both planes since `marks`, remote first.
+pub fn writes_on_both_since(marks: &(AuditMark, AuditMark), user: &str) -> Vec<AuditEvent> {
+    let mut w: Vec<AuditEvent> =
+        writes_by(&pair().remote.audit_events_since(&marks.0).unwrap(), user)
+            .into_iter()
+            .cloned()
+            .collect();
+    w.extend(
+        writes_by(&pair().local.audit_events_since(&marks.1).unwrap(), user)
+            .into_iter()
+            .cloned(),
+    );
+    w
 }
 
 /// Writes by `user` in the audit events.
