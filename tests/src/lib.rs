@@ -43,6 +43,7 @@ mod error;
 pub mod harness;
 mod plane;
 mod process;
+pub mod second_kind;
 mod shared;
 
 pub use audit::{AuditEvent, AuditMark};
