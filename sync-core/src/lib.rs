@@ -21,7 +21,7 @@ mod metrics;
 pub mod plan;
 pub mod rbac;
 mod reachability;
-mod reconciler;
+mod runtime;
 mod scheduler;
 mod syncable;
 
@@ -33,7 +33,7 @@ pub use keys::{Keys, LAST_APPLIED};
 pub use leader::LeaderElection;
 pub use mapping::{Mapping, ObjectKey, Unmapped, is_dns1123_label, is_dns1123_subdomain};
 pub use metrics::{Cluster, Metrics};
-pub use reconciler::SyncBuilder;
+pub use runtime::SyncBuilder;
 pub use syncable::Syncable;
 
 #[cfg(feature = "derive")]

@@ -1,0 +1,166 @@
+//! What the management plane is told: Warning events on the remote object for rejected
+//! writes, refused objects and held-back deletions.
+
+use kube::Resource;
+use kube::api::DynamicObject;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use tracing::{debug, warn};
+
+use super::Inner;
+use super::state::lock;
+use crate::error::{Error, api_status};
+use crate::mapping::{ObjectKey, Unmapped};
+use crate::metrics::Cluster;
+use crate::syncable::Syncable;
+
+impl<K: Syncable> Inner<K> {
+    /// Takes one deletion from the budget; past it, says why on the remote object and in a
+    /// metric, and makes the key wait until the window allows.
+    pub(super) async fn take_budget(&self, remote: Option<&K>) -> Result<(), Error> {
+        let Err(wait) = self.budget.try_take() else {
+            return Ok(());
+        };
+        self.metrics.budget_trip();
+        let b = self.config.deletion_budget;
+        let note = format!(
+            "more than {} local deletions within {:?}; holding this one back for {:?} so a mass deletion on the management cluster cannot wipe the region",
+            b.max_deletions, b.window, wait
+        );
+        warn!(?wait, "deletion budget exhausted");
+        self.warn_remote_typed(remote, "DeletionBudgetExceeded", "Delete", note)
+            .await;
+        Err(Error::BudgetExhausted(wait))
+    }
+
+    /// The result of a write to either cluster. A rejection (admission, schema, quota, size
+    /// limits) is reported as a Warning event on the remote object, so the management plane
+    /// sees why without reading logs.
+    pub(super) async fn write_result<T>(
+        &self,
+        cluster: Cluster,
+        r: Result<T, kube::Error>,
+        action: String,
+        remote: Option<&K>,
+    ) -> Result<T, Error> {
+        let source = match r {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        if let Some((reason, message, code)) = api_status(&source)
+            && matches!(code, 400 | 403 | 422)
+        {
+            let (metric, event, event_action, side) = match cluster {
+                Cluster::Local => (
+                    "local_write_rejected",
+                    "LocalWriteRejected",
+                    "SyncSpec",
+                    "local",
+                ),
+                Cluster::Remote => (
+                    "remote_write_rejected",
+                    "RemoteWriteRejected",
+                    "Sync",
+                    "remote",
+                ),
+            };
+            self.metrics.rejected(metric);
+            let note = format!("{side} cluster rejected the {action}: {reason}: {message}");
+            self.warn_remote_typed(remote, event, event_action, note)
+                .await;
+        }
+        Err(match cluster {
+            Cluster::Local => Error::Local { action, source },
+            Cluster::Remote => Error::Remote { action, source },
+        })
+    }
+
+    /// Reports, once per key while this process runs, a remote object that another controller
+    /// claimed: both controllers match it, so their configurations overlap.
+    pub(super) async fn report_claimed(&self, key: &ObjectKey, owner: &str, remote: Option<&K>) {
+        if !lock(&self.claimed_elsewhere).insert(key.clone()) {
+            return;
+        }
+        warn!(
+            claimed_by = owner,
+            "remote object claimed by another controller; not synced"
+        );
+        self.metrics.rejected("claimed_elsewhere");
+        let note = format!(
+            "claimed by controller {owner:?} (annotation {}), so controller {:?} leaves it alone; both match it, so their suffixes or prefixes overlap",
+            self.keys.claim, self.config.controller_name
+        );
+        self.warn_remote_typed(remote, "ClaimedByAnotherController", "Claim", note)
+            .await;
+    }
+
+    pub(super) async fn report_unmapped(&self, key: &ObjectKey, why: &Unmapped) {
+        let remote = self
+            .remote_store
+            .get(&ObjectRef::new_with(&key.name, self.ar.clone()).within(&key.namespace));
+        warn!(reason = %why, "remote object not synced");
+        self.metrics.rejected("invalid_name");
+        self.warn_remote(
+            remote.as_deref(),
+            "InvalidName",
+            "Map",
+            format!("not synced: {why}"),
+        )
+        .await;
+    }
+
+    pub(super) async fn warn_remote_typed(
+        &self,
+        remote: Option<&K>,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        if let Some(r) = remote {
+            self.publish(r.object_ref(&()), reason, action, note).await;
+        }
+    }
+
+    pub(super) async fn warn_remote(
+        &self,
+        remote: Option<&DynamicObject>,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        if let Some(r) = remote {
+            self.publish(r.object_ref(&self.ar), reason, action, note)
+                .await;
+        }
+    }
+
+    async fn publish(
+        &self,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        reason: &str,
+        action: &str,
+        mut note: String,
+    ) {
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        match self
+            .remote_call(self.recorder.publish(&ev, &reference))
+            .await
+        {
+            Ok(()) => self.metrics.wrote(Cluster::Remote, "create", "events"),
+            Err(e) => debug!(error = %e, "failed to publish event"),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The executor: one [`Step`] becomes one API call, and its answer updates the [`Observed`].
+//! The calls themselves are in [`local_writes`](super::local_writes) and
+//! [`remote_writes`](super::remote_writes).
+
+use std::future::Future;
+
+use kube::api::{Api, DynamicObject, PatchParams, PostParams};
+
+use super::Inner;
+use crate::error::Error;
+use crate::mapping::ObjectKey;
+use crate::plan::{Observed, RemoteState, Step};
+use crate::reachability::{NoAnswer, Reachability, Unreachable};
+use crate::syncable::Syncable;
+
+impl<K: Syncable> Inner<K> {
+    /// Carries out one write step and records its answer in `obs`.
+    pub(super) async fn execute(
+        &self,
+        step: Step<K>,
+        obs: &mut Observed<K>,
+        key: &ObjectKey,
+        local_key: &ObjectKey,
+    ) -> Result<(), Error> {
+        let remote_obj = match &obs.remote {
+            RemoteState::Present(r) => Some(r.clone()),
+            RemoteState::Gone => None,
+        };
+        let remote_obj = remote_obj.as_ref();
+        match step {
+            Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => Ok(()),
+            Step::CreateNamespace => self.create_namespace(obs, local_key, remote_obj).await,
+            Step::CreateLocal(obj) => {
+                self.create_local(&obj, obs, key, local_key, remote_obj)
+                    .await
+            }
+            Step::UpdateLocal(obj) => {
+                self.update_local(&obj, obs, key, local_key, remote_obj)
+                    .await
+            }
+            Step::PushSecret {
+                name,
+                version,
+                remote,
+            } => {
+                self.push_secret(name, version, &remote, obs, key, remote_obj)
+                    .await
+            }
+            Step::PatchRemote(p) | Step::ReleaseFinalizer(p) => {
+                self.patch_remote(&p, obs, key, remote_obj).await
+            }
+            Step::PatchRemoteStatus(status) => {
+                self.patch_remote_status(&status, obs, key, remote_obj)
+                    .await
+            }
+            Step::DeleteNamespace => self.delete_namespace(obs, local_key, remote_obj).await,
+            Step::DeleteLocal(propagation) => {
+                self.delete_local(propagation, obs, local_key, remote_obj)
+                    .await
+            }
+        }
+    }
+
+    pub(super) fn post_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(self.config.controller_name.clone()),
+            ..PostParams::default()
+        }
+    }
+
+    pub(super) fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.config.controller_name.clone()),
+            ..PatchParams::default()
+        }
+    }
+
+    pub(super) fn local_api(&self, local_key: &ObjectKey) -> Api<DynamicObject> {
+        Api::namespaced_with(self.local.clone(), &local_key.namespace, &self.ar)
+    }
+
+    pub(super) fn remote_api(&self, key: &ObjectKey) -> Api<DynamicObject> {
+        Api::namespaced_with(self.remote.clone(), &key.namespace, &self.ar)
+    }
+
+    /// A request to the remote cluster; see [`Inner::call`].
+    pub(super) async fn remote_call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        self.call(&self.remote_reach, request).await
+    }
+
+    /// A request to the local cluster; see [`Inner::call`].
+    pub(super) async fn local_call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        self.call(&self.local_reach, request).await
+    }
+
+    /// A request that counts as failed when no answer comes within the request timeout, and
+    /// is not even sent while its cluster is known to be unreachable: a frozen API server
+    /// would otherwise hold a worker for the whole timeout on every pass that needs it, and
+    /// the objects that need only the other cluster would wait for free workers.
+    async fn call<T>(
+        &self,
+        reach: &Reachability,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        if reach.is_down() {
+            return Err(kube::Error::Service(Box::new(Unreachable)));
+        }
+        tokio::time::timeout(self.request_timeout, request)
+            .await
+            .unwrap_or_else(|_| {
+                Err(kube::Error::Service(Box::new(NoAnswer(
+                    self.request_timeout,
+                ))))
+            })
+    }
+}

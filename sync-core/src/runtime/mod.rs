@@ -1,0 +1,379 @@
+//! The runtime: the part of the library that talks to the API servers.
+//!
+//! Watches fill a cache per cluster and queue the remote key of every object they touch
+//! ([`watches`]). A pass over one key reads the caches into an [`Observed`](crate::plan::Observed)
+//! ([`observe`]), asks the pure [`plan`](crate::plan::plan) for the next step, executes it
+//! ([`execute`]), and loops until the key is in sync or has to wait ([`pass`]). Each step is
+//! one API call: to the local cluster in [`local_writes`], to the remote one in
+//! [`remote_writes`]. Rejected writes and refused objects become Warning events on the remote
+//! object ([`events`]); what the controller wrote last, and when, is kept per key ([`state`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::stream::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Client;
+use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::config::SyncConfig;
+use crate::deletion::BudgetGuard;
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::mapping::{Mapping, ObjectKey, is_dns1123_subdomain};
+use crate::metrics::{ControllerMetrics, Metrics};
+use crate::reachability::Reachability;
+use crate::scheduler::Backoff;
+use crate::syncable::Syncable;
+
+mod events;
+mod execute;
+mod local_writes;
+mod observe;
+mod pass;
+mod remote_writes;
+mod state;
+mod watches;
+
+use state::{FirstSeen, LastWritten};
+use watches::{SecretWriters, Trigger, Writers};
+
+/// See [`SyncBuilder::request_timeout`].
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Configures and runs the reconciler of one kind. Start from [`Syncable::reconciler`].
+///
+/// # Example
+///
+/// ```no_run
+/// # use sync_core::{Metrics, Syncable};
+/// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) -> Result<(), sync_core::Error> {
+/// let region = std::env::var("REGION_SUFFIX").unwrap_or_default();
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// K::reconciler(remote, local)
+///     .configure(|c| c.remote_suffix(region).concurrency(8))
+///     .metrics(Metrics::new(&mut registry))
+///     .run(async { tokio::signal::ctrl_c().await.ok(); })
+///     .await
+/// # }
+/// ```
+#[must_use]
+pub struct SyncBuilder<K> {
+    remote: Client,
+    local: Client,
+    config: SyncConfig,
+    metrics: Metrics,
+    backoff: Backoff,
+    shutdown_deadline: Duration,
+    request_timeout: Duration,
+    ready: Option<Arc<std::sync::atomic::AtomicBool>>,
+    leader: Option<crate::leader::LeaderElection>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: Syncable> SyncBuilder<K> {
+    /// A builder with the kind's compile-time defaults.
+    pub fn new(remote: Client, local: Client) -> Self {
+        SyncBuilder {
+            remote,
+            local,
+            config: K::defaults(),
+            metrics: Metrics::default(),
+            backoff: Backoff::default(),
+            shutdown_deadline: Duration::from_secs(10),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ready: None,
+            leader: None,
+            _kind: PhantomData,
+        }
+    }
+
+    /// Overrides configuration values, starting from the current ones:
+    /// `.configure(|c| c.remote_suffix("-eu").concurrency(4))`.
+    pub fn configure(mut self, f: impl FnOnce(SyncConfig) -> SyncConfig) -> Self {
+        self.config = f(self.config);
+        self
+    }
+
+    /// The configuration the reconciler will run with.
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// Counts into these metrics (by default, metrics registered nowhere).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Backoff of failed keys (by default 0.5 s doubling up to 60 s, with jitter).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Backoff { initial, max };
+        self
+    }
+
+    /// How long one request to an API server may go unanswered before it counts as failed
+    /// (default 30 s). A frozen or partitioned API server accepts connections and never
+    /// answers; without a limit, each object waiting on it would hold a worker for good.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long running reconciles may take to finish after shutdown is asked (default 10 s).
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.shutdown_deadline = deadline;
+        self
+    }
+
+    /// A flag set once every watch has listed its objects, and cleared when the reconciler
+    /// stops; for readiness probes. A standby replica under leader election is ready too: its
+    /// caches are warm and it takes over as soon as it holds the Lease.
+    pub fn ready_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.ready = Some(flag);
+        self
+    }
+
+    /// Only write while holding a Lease in the local cluster (see [`crate::LeaderElection`]).
+    pub fn leader_election(mut self, leader: crate::leader::LeaderElection) -> Self {
+        self.leader = Some(leader);
+        self
+    }
+
+    /// Runs until `shutdown` resolves.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the configuration can never work (an invalid suffix or secret
+    /// name, zero concurrency); [`Error::Leader`] when leader election cannot run. Failures
+    /// of single objects are retried, never returned.
+    ///
+    /// # Guarantees
+    ///
+    /// Nothing is written before the initial lists of every watch have completed, so a cache
+    /// that is still filling never makes an object look deleted. After `shutdown` resolves no
+    /// new reconcile starts; running ones get the shutdown deadline to finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        validate(&self.config)?;
+        let (inner, writers) = Inner::<K>::new(
+            self.remote.clone(),
+            self.local.clone(),
+            self.config,
+            &self.metrics,
+            self.request_timeout,
+        );
+        let (rx, watch) = forward(inner.clone().triggers(writers));
+
+        let shutdown = shutdown.boxed().shared();
+        let backoff = self.backoff;
+        let deadline = self.shutdown_deadline;
+        let set_ready = |v: bool| {
+            if let Some(r) = &self.ready {
+                r.store(v, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        let result = tokio::select! {
+            () = shutdown.clone() => Ok(()),
+            () = inner.wait_for_caches() => {
+                // Ready means able to work: a standby with warm caches is ready too, so a
+                // rolling update of several replicas can proceed.
+                set_ready(true);
+                inner
+                    .clone()
+                    .work_or_lead(self.leader, self.local.clone(), rx, backoff, deadline, shutdown.clone())
+                    .await
+            }
+        };
+        set_ready(false);
+        watch.abort();
+        inner.remote_reach.stop();
+        inner.local_reach.stop();
+        info!(controller = %inner.config.controller_name, "reconciler stopped");
+        result
+    }
+}
+
+/// One cache per configured secret name, and its write half for the watch.
+fn secret_caches(names: &[String]) -> (BTreeMap<String, Store<Secret>>, SecretWriters) {
+    let mut secret_stores = BTreeMap::new();
+    let mut secret_writers = Vec::new();
+    for name in names {
+        let (s, w) = reflector::store::<Secret>();
+        secret_stores.insert(name.clone(), s);
+        secret_writers.push((name.clone(), w));
+    }
+    (secret_stores, secret_writers)
+}
+
+/// Sends the keys the watches yield into a channel, from a task of its own.
+fn forward(triggers: Trigger) -> (mpsc::UnboundedReceiver<ObjectKey>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let watch = tokio::spawn(async move {
+        let mut triggers = triggers;
+        while let Some(key) = triggers.next().await {
+            if tx.send(key).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, watch)
+}
+
+fn validate(config: &SyncConfig) -> Result<(), Error> {
+    if config.concurrency == 0 {
+        return Err(Error::Config("`concurrency` must be at least 1".into()));
+    }
+    if !is_dns1123_subdomain(&config.domain) {
+        return Err(Error::Config(format!(
+            "domain {:?} is not a DNS subdomain",
+            config.domain
+        )));
+    }
+    for (what, v) in [
+        ("remote_suffix", &config.remote_suffix),
+        ("remote_namespace_suffix", &config.remote_namespace_suffix),
+        ("local_namespace_suffix", &config.local_namespace_suffix),
+        ("namespace_prefix", &config.namespace_prefix),
+    ] {
+        if !v.bytes().all(|c| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == b'-'
+                || (what == "remote_suffix" && c == b'.')
+        }) || v.len() > 62
+        {
+            return Err(Error::Config(format!(
+                "`{what}` {v:?} can never form a valid Kubernetes name"
+            )));
+        }
+    }
+    let mut seen = HashSet::new();
+    for s in &config.secrets {
+        if !is_dns1123_subdomain(s) || !seen.insert(s) {
+            return Err(Error::Config(format!(
+                "secret name {s:?} is invalid or listed twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Everything a running reconciler shares between its watches and its passes.
+struct Inner<K> {
+    config: SyncConfig,
+    keys: Keys,
+    mapping: Mapping,
+    remote: Client,
+    local: Client,
+    ar: ApiResource,
+    remote_store: Store<DynamicObject>,
+    local_store: Store<DynamicObject>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    secrets: BTreeMap<String, Store<Secret>>,
+    recorder: Recorder,
+    metrics: Arc<ControllerMetrics>,
+    budget: BudgetGuard,
+    remote_reach: Arc<Reachability>,
+    local_reach: Arc<Reachability>,
+    /// Woken when an unreachable cluster answers again: failed keys are retried at once.
+    retry: Arc<Notify>,
+    request_timeout: Duration,
+    /// Resource versions of the objects this controller wrote last, per remote key, so a pass
+    /// never acts on a cache older than its own last write.
+    written: Mutex<HashMap<ObjectKey, LastWritten>>,
+    /// When a change was first seen on each side and not yet synced, for the lag histograms.
+    seen: Mutex<HashMap<ObjectKey, FirstSeen>>,
+    paused: Mutex<HashSet<ObjectKey>>,
+    /// Keys claimed by another controller and already reported.
+    claimed_elsewhere: Mutex<HashSet<ObjectKey>>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: Syncable> Inner<K> {
+    /// The shared state of a reconciler with empty caches, and the write halves of those
+    /// caches for the watches.
+    fn new(
+        remote: Client,
+        local: Client,
+        config: SyncConfig,
+        metrics: &Metrics,
+        request_timeout: Duration,
+    ) -> (Arc<Self>, Writers) {
+        let ar = ApiResource::erase::<K>(&());
+        let remote_writer = reflector::store::Writer::new(ar.clone());
+        let remote_store = remote_writer.as_reader();
+        let local_writer = reflector::store::Writer::new(ar.clone());
+        let local_store = local_writer.as_reader();
+        let (ns_store, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        let (secret_stores, secret_writers) = secret_caches(&config.secrets);
+        let reporter = Reporter {
+            controller: config.controller_name.clone(),
+            instance: None,
+        };
+        let retry = Arc::new(Notify::new());
+        let reach = |cluster, client: &Client| {
+            Arc::new(Reachability::new(
+                cluster,
+                client.clone(),
+                request_timeout,
+                retry.clone(),
+            ))
+        };
+        let inner = Arc::new(Inner::<K> {
+            keys: Keys::new(&config.domain),
+            mapping: Mapping::new(&config),
+            recorder: Recorder::new(remote.clone(), reporter),
+            metrics: metrics.scoped(&config.controller_name),
+            budget: BudgetGuard::new(config.deletion_budget),
+            remote_reach: reach("remote", &remote),
+            local_reach: reach("local", &local),
+            retry,
+            request_timeout,
+            remote,
+            local,
+            ar,
+            remote_store,
+            local_store,
+            namespaces: ns_store,
+            secrets: secret_stores,
+            written: Mutex::default(),
+            seen: Mutex::default(),
+            paused: Mutex::default(),
+            claimed_elsewhere: Mutex::default(),
+            config,
+            _kind: PhantomData,
+        });
+        let writers = Writers {
+            remote: remote_writer,
+            local: local_writer,
+            namespaces: ns_writer,
+            secrets: secret_writers,
+        };
+        (inner, writers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_configuration_is_refused() {
+        assert!(validate(&SyncConfig::new("x")).is_ok());
+        assert!(validate(&SyncConfig::new("x").remote_suffix("-EU")).is_err());
+        assert!(validate(&SyncConfig::new("x").secrets(["a", "a"])).is_err());
+        assert!(validate(&SyncConfig::new("x").domain("not a domain")).is_err());
+    }
+}

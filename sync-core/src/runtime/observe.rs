@@ -1,0 +1,187 @@
+//! What a pass sees: the caches of both clusters read into an [`Observed`], with one uncached
+//! read when the cache says the remote object is gone.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject};
+use kube::core::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+
+use super::Inner;
+use super::state::key_of;
+use crate::error::Error;
+use crate::mapping::ObjectKey;
+use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload};
+use crate::syncable::Syncable;
+
+impl<K: Syncable> Inner<K> {
+    pub(super) fn typed(&self, o: &DynamicObject) -> Result<K, serde_json::Error> {
+        serde_json::to_value(o).and_then(serde_json::from_value)
+    }
+
+    /// What the plan for `key` rests on, or `None` when there is nothing to do now: a cache
+    /// still behind this controller's own write, an object that does not fit the kind, or
+    /// nothing on either side.
+    pub(super) async fn observe(
+        &self,
+        key: &ObjectKey,
+        local_key: &ObjectKey,
+    ) -> Result<Option<Observed<K>>, Error> {
+        let (remote_dyn, local_dyn, namespace) = self.cached(key, local_key);
+        if self.behind_own_write(key, remote_dyn.as_ref(), local_dyn.as_ref()) {
+            // The watch has not delivered this controller's own last write yet; its event
+            // will queue the key again.
+            return Ok(None);
+        }
+
+        let local = match &local_dyn {
+            Some(o) => match self.typed(o) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    self.warn_remote(
+                        remote_dyn.as_deref(),
+                        "InvalidLocalObject",
+                        "Convert",
+                        format!("local object {local_key} does not match the kind's type: {e}"),
+                    )
+                    .await;
+                    self.metrics.rejected("invalid_local_object");
+                    return Ok(None);
+                }
+            },
+            None => None,
+        };
+        let remote = match remote_dyn {
+            Some(o) => match self.typed(&o) {
+                Ok(r) => RemoteState::Present(r),
+                Err(e) => {
+                    self.warn_remote(Some(&o), "InvalidSpec", "Convert",
+                        format!("remote object does not deserialise into the kind's type, so it is not synced: {e}")).await;
+                    self.metrics.rejected("invalid_spec");
+                    return Ok(None);
+                }
+            },
+            // Nothing local to keep or clean up: no need to ask the remote API.
+            None if local.is_none() && !namespace.is_some_and(|n| n.owned) => return Ok(None),
+            None => self.read_remote(key).await?,
+        };
+        let cleaning_up = match &remote {
+            RemoteState::Gone => true,
+            RemoteState::Present(r) => r.meta().deletion_timestamp.is_some(),
+        };
+        let live_sibling = cleaning_up && self.live_sibling(local_key);
+        let secrets = self.owned_secrets(local.as_ref(), local_key);
+        Ok(Some(Observed {
+            remote,
+            local,
+            namespace,
+            live_sibling,
+            secrets,
+            spec_applied: false,
+            pushed_secrets: BTreeMap::new(),
+        }))
+    }
+
+    /// What the caches hold for `key`: the remote object, its local copy, and the local
+    /// namespace.
+    fn cached(
+        &self,
+        key: &ObjectKey,
+        local_key: &ObjectKey,
+    ) -> (
+        Option<Arc<DynamicObject>>,
+        Option<Arc<DynamicObject>>,
+        Option<NamespaceState>,
+    ) {
+        let remote_dyn = self
+            .remote_store
+            .get(&ObjectRef::new_with(&key.name, self.ar.clone()).within(&key.namespace));
+        let local_dyn = self.local_store.get(
+            &ObjectRef::new_with(&local_key.name, self.ar.clone()).within(&local_key.namespace),
+        );
+        let namespace = self
+            .namespaces
+            .get(&ObjectRef::new(&local_key.namespace))
+            .map(|ns| NamespaceState {
+                owned: ns.annotations().contains_key(&self.keys.owner),
+                terminating: ns.metadata.deletion_timestamp.is_some(),
+            });
+        (remote_dyn, local_dyn, namespace)
+    }
+
+    /// The remote object as the API server has it now, for one missing from the cache.
+    async fn read_remote(&self, key: &ObjectKey) -> Result<RemoteState<K>, Error> {
+        // Absent from the cache is not gone: only an uncached read that answers 404
+        // proves it. An unreachable API fails the pass, and nothing is deleted.
+        let api =
+            Api::<DynamicObject>::namespaced_with(self.remote.clone(), &key.namespace, &self.ar);
+        match self.remote_call(api.get_opt(&key.name)).await {
+            Ok(Some(o)) => Ok(RemoteState::Present(self.typed(&o).map_err(|source| {
+                Error::Convert {
+                    what: format!("remote object {key}"),
+                    source,
+                }
+            })?)),
+            Ok(None) => Ok(RemoteState::Gone),
+            Err(source) => Err(Error::Remote {
+                action: format!("read {key}"),
+                source,
+            }),
+        }
+    }
+
+    /// The configured secrets in the local namespace that the local object controls.
+    fn owned_secrets(
+        &self,
+        local: Option<&K>,
+        local_key: &ObjectKey,
+    ) -> BTreeMap<String, SecretPayload> {
+        let mut secrets = BTreeMap::new();
+        if let Some(uid) = local.and_then(|l| l.meta().uid.clone()) {
+            for (name, store) in &self.secrets {
+                if let Some(s) = store.get(&ObjectRef::new(name).within(&local_key.namespace))
+                    && controller_uid(&s.metadata) == Some(uid.as_str())
+                {
+                    secrets.insert(name.clone(), SecretPayload((*s).clone()));
+                }
+            }
+        }
+        secrets
+    }
+
+    /// Whether another synced object in this local namespace has a remote object that exists
+    /// and is not being deleted.
+    fn live_sibling(&self, local_key: &ObjectKey) -> bool {
+        self.local_store.state().iter().any(|o| {
+            let k = key_of(o.as_ref());
+            k.namespace == local_key.namespace
+                && k.name != local_key.name
+                && self.mapping.to_remote(&k).is_some_and(|rk| {
+                    self.remote_store
+                        .get(&ObjectRef::new_with(&rk.name, self.ar.clone()).within(&rk.namespace))
+                        .is_some_and(|r| r.metadata.deletion_timestamp.is_none())
+                })
+        })
+    }
+}
+
+/// The name of the object of kind `K` that controls an object, if any.
+pub(super) fn controller_of<K: Syncable>(meta: &ObjectMeta) -> Option<String> {
+    let kind = K::kind(&());
+    let api_version = K::api_version(&());
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == kind && o.api_version == api_version)
+        .map(|o| o.name.clone())
+}
+
+fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}

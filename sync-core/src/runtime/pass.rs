@@ -1,0 +1,187 @@
+//! The pass over one key: observe, plan a step, execute it, and loop until in sync; and the
+//! queue of keys that runs the passes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, Shared};
+use kube::Client;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, warn};
+
+use super::Inner;
+use super::state::lock;
+use crate::error::Error;
+use crate::leader::LeaderElection;
+use crate::mapping::ObjectKey;
+use crate::plan::{PlanContext, RemoteState, Step, plan};
+use crate::reachability::Failure;
+use crate::scheduler::{self, Backoff, Outcome};
+use crate::syncable::Syncable;
+
+/// How long to look again after while an API server finishes a deletion.
+const WAIT_DELAY: Duration = Duration::from_secs(1);
+/// At most this many writes in one pass for one key; then the key is queued again.
+const MAX_STEPS: usize = 12;
+
+impl<K: Syncable> Inner<K> {
+    /// Works the queue until shutdown; under leader election, only while holding the Lease.
+    pub(super) async fn work_or_lead(
+        self: Arc<Self>,
+        leader: Option<LeaderElection>,
+        local: Client,
+        rx: mpsc::UnboundedReceiver<ObjectKey>,
+        backoff: Backoff,
+        deadline: Duration,
+        shutdown: Shared<BoxFuture<'static, ()>>,
+    ) -> Result<(), Error> {
+        match leader {
+            Some(leader) => {
+                let inner = self;
+                leader
+                    .run_while_leading(local, rx, shutdown, move |rx, stop| {
+                        // Losing the Lease stops writes at once: no grace for running passes.
+                        let deadline = Duration::ZERO;
+                        inner.clone().work(rx, backoff, deadline, stop)
+                    })
+                    .await
+            }
+            None => {
+                self.work(rx, backoff, deadline, shutdown).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs passes for the keys from `rx` until `stop`; hands `rx` back for a later term.
+    pub(super) async fn work(
+        self: Arc<Self>,
+        rx: mpsc::UnboundedReceiver<ObjectKey>,
+        backoff: Backoff,
+        deadline: Duration,
+        stop: impl Future<Output = ()> + Send,
+    ) -> mpsc::UnboundedReceiver<ObjectKey> {
+        // Every cached object gets a pass when work starts: the watch events that announced
+        // them may have been consumed while the caches filled or while standing by.
+        let initial = self.all_keys();
+        let mut rx = rx;
+        let me = self.clone();
+        let metrics = self.metrics.clone();
+        let queue = scheduler::QueueConfig {
+            concurrency: self.config.concurrency,
+            backoff,
+            deadline,
+        };
+        scheduler::run(
+            &mut rx,
+            initial,
+            queue,
+            &self.retry,
+            move |key| me.clone().reconcile(key),
+            move |d| metrics.queue_depth(d),
+            stop,
+        )
+        .await;
+        rx
+    }
+
+    async fn reconcile(self: Arc<Self>, key: ObjectKey) -> Outcome {
+        let span = tracing::info_span!(
+            "reconcile",
+            controller = %self.config.controller_name,
+            remote = %key,
+            local = tracing::field::Empty,
+        );
+        let result = self.reconcile_key(&key).instrument(span.clone()).await;
+        let _entered = span.enter();
+        let (label, outcome) = match result {
+            Ok(r) => r,
+            Err(e) if e.is_conflict() => {
+                debug!(error = %e, "conflict; retrying");
+                ("conflict", Outcome::Conflict)
+            }
+            Err(Error::BudgetExhausted(wait)) => ("waiting", Outcome::RequeueAfter(wait)),
+            Err(e) => {
+                self.report_failure(&e);
+                ("error", Outcome::Failed)
+            }
+        };
+        self.metrics.reconciled(label);
+        outcome
+    }
+
+    /// Logs a failed pass: once per outage when its cluster is unreachable.
+    fn report_failure(&self, e: &Error) {
+        let (reach, source) = match e {
+            Error::Remote { source, .. } => (Some(&self.remote_reach), Some(source)),
+            Error::Local { source, .. } => (Some(&self.local_reach), Some(source)),
+            _ => (None, None),
+        };
+        match reach.zip(source).map(|(r, s)| (r, r.failed(s))) {
+            Some((r, Failure::NowUnreachable)) => warn!(
+                cluster = r.cluster(),
+                error = %e,
+                "cluster unreachable; objects that need it retry with backoff, and at once when it answers"
+            ),
+            Some((_, Failure::StillUnreachable)) => {
+                debug!(error = %e, "reconcile failed; cluster still unreachable");
+            }
+            _ => warn!(error = %e, "reconcile failed; retrying with backoff"),
+        }
+    }
+
+    async fn reconcile_key(&self, key: &ObjectKey) -> Result<(&'static str, Outcome), Error> {
+        let local_key = match self.mapping.to_local(key) {
+            Ok(k) => k,
+            Err(e) if e.is_foreign() => return Ok(("skipped", Outcome::Done)),
+            Err(e) => {
+                self.report_unmapped(key, &e).await;
+                return Ok(("skipped", Outcome::Done));
+            }
+        };
+        tracing::Span::current().record("local", tracing::field::display(&local_key));
+        let Some(mut obs) = self.observe(key, &local_key).await? else {
+            return Ok(("skipped", Outcome::Done));
+        };
+        let cx = PlanContext {
+            config: &self.config,
+            keys: &self.keys,
+            mapping: &self.mapping,
+            remote_key: key,
+            local_key: &local_key,
+        };
+        let mut wrote = false;
+        for _ in 0..MAX_STEPS {
+            let step = plan(&obs, &cx);
+            self.note_paused(key, matches!(step, Step::Paused));
+            if !matches!(step, Step::ClaimedElsewhere(_)) {
+                lock(&self.claimed_elsewhere).remove(key);
+            }
+            match step {
+                Step::InSync => {
+                    lock(&self.seen).remove(key);
+                    return Ok((if wrote { "wrote" } else { "in_sync" }, Outcome::Done));
+                }
+                Step::Paused => return Ok(("paused", Outcome::Done)),
+                Step::ClaimedElsewhere(owner) => {
+                    let remote = match &obs.remote {
+                        RemoteState::Present(r) => Some(r),
+                        RemoteState::Gone => None,
+                    };
+                    self.report_claimed(key, &owner, remote).await;
+                    return Ok(("skipped", Outcome::Done));
+                }
+                Step::Wait(why) => {
+                    debug!(why, "waiting");
+                    return Ok(("waiting", Outcome::RequeueAfter(WAIT_DELAY)));
+                }
+                step => {
+                    self.execute(step, &mut obs, key, &local_key).await?;
+                    wrote = true;
+                }
+            }
+        }
+        Ok(("wrote", Outcome::RequeueAfter(Duration::ZERO)))
+    }
+}

@@ -1,0 +1,316 @@
+//! The watches: each fills a cache and yields the remote keys of the objects it touched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::Inner;
+use super::observe::controller_of;
+use super::state::{key_of, lock};
+use crate::mapping::ObjectKey;
+use crate::reachability::{Failure, Reachability};
+use crate::syncable::Syncable;
+
+/// The remote keys the watches yield, merged into one stream.
+pub(super) type Trigger = BoxStream<'static, ObjectKey>;
+
+/// The write halves of the secret caches, one per configured name.
+pub(super) type SecretWriters = Vec<(String, reflector::store::Writer<Secret>)>;
+
+/// The write halves of the caches, one per watch.
+pub(super) struct Writers {
+    pub(super) remote: reflector::store::Writer<DynamicObject>,
+    pub(super) local: reflector::store::Writer<DynamicObject>,
+    pub(super) namespaces: reflector::store::Writer<PartialObjectMeta<Namespace>>,
+    pub(super) secrets: SecretWriters,
+}
+
+/// How long a failed watch waits before it tries again: kube's default (0.8 s, doubling, with
+/// jitter) capped at 5 s rather than 30 s, so the caches are fresh again within seconds of an
+/// API server's return; a pass on a stale cache would retry needlessly (a namespace "already
+/// exists", say). While the cluster is unreachable a watcher then asks about once per 5 s.
+#[derive(Debug)]
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(800);
+    const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff { next: Self::FIRST }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(delay.mul_f64(rand::random_range(0.5..=1.0)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// What a watch reports.
+enum Touched<R> {
+    /// An object was added, changed or deleted, or came with a (re)list.
+    Object(R),
+    /// A (re)list completed and replaced the cache. An object that went away while the watch
+    /// was down (its watch expired, 410 Gone) sent no delete event: it is simply not there.
+    Listed,
+}
+
+impl<R> Touched<R> {
+    fn object(self) -> Option<R> {
+        match self {
+            Touched::Object(o) => Some(o),
+            Touched::Listed => None,
+        }
+    }
+}
+
+/// A watch that fills a store and yields what it touched, logging (not returning) watch
+/// errors; the watcher retries them with backoff, and relists when its watch expired.
+fn watch_into<R>(
+    stream: impl futures::Stream<Item = Result<watcher::Event<R>, watcher::Error>> + Send + 'static,
+    writer: reflector::store::Writer<R>,
+    reach: Arc<Reachability>,
+) -> BoxStream<'static, Touched<R>>
+where
+    R: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+    R::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    stream
+        // managedFields are often most of an object's size and are never read here; an update
+        // that omits them leaves them as they are on the server.
+        .modify(|o| o.meta_mut().managed_fields = None)
+        .backoff(WatchBackoff::default())
+        .reflect(writer)
+        .filter_map(move |r| {
+            let touched = match r {
+                Ok(
+                    watcher::Event::Apply(o)
+                    | watcher::Event::Delete(o)
+                    | watcher::Event::InitApply(o),
+                ) => Some(Touched::Object(o)),
+                Ok(watcher::Event::InitDone) => Some(Touched::Listed),
+                Ok(watcher::Event::Init) => None,
+                Err(e) => {
+                    report_watch_error(&reach, &e);
+                    None
+                }
+            };
+            futures::future::ready(touched)
+        })
+        .boxed()
+}
+
+/// Logs a watch failure: once per outage when the cluster is unreachable (the watcher retries
+/// with backoff meanwhile), and an expired watch as the routine relist it is.
+fn report_watch_error(reach: &Reachability, e: &watcher::Error) {
+    let source = match e {
+        watcher::Error::InitialListFailed(s)
+        | watcher::Error::WatchStartFailed(s)
+        | watcher::Error::WatchFailed(s) => Some(s),
+        _ => None,
+    };
+    match (e, source.map(|s| reach.failed(s))) {
+        (_, Some(Failure::NowUnreachable)) => {
+            warn!(cluster = reach.cluster(), error = %e, "cluster unreachable; retrying with backoff until it answers");
+        }
+        (_, Some(Failure::StillUnreachable)) => {
+            debug!(cluster = reach.cluster(), error = %e, "watch failed; cluster still unreachable");
+        }
+        (watcher::Error::WatchError(s), _) if s.code == 410 => {
+            info!(
+                cluster = reach.cluster(),
+                "watch expired (410 Gone); listing again"
+            );
+        }
+        _ => warn!(cluster = reach.cluster(), error = %e, "watch failed; retrying with backoff"),
+    }
+}
+
+impl<K: Syncable> Inner<K> {
+    /// Starts every watch; the merged stream yields the remote key of each object touched.
+    pub(super) fn triggers(self: Arc<Self>, writers: Writers) -> Trigger {
+        let cfg = watcher::Config::default().any_semantic();
+        let remote = self.clone().remote_triggers(writers.remote, &cfg);
+        let local = self.clone().local_triggers(writers.local, &cfg);
+        let namespaces = self.namespace_cache(writers.namespaces, &cfg);
+        let mut all: Vec<Trigger> = vec![remote, local, namespaces];
+        for (name, writer) in writers.secrets {
+            all.push(self.clone().secret_triggers(&name, writer, &cfg));
+        }
+        stream::select_all(all).boxed()
+    }
+
+    /// The remote objects of this controller, each marking when its spec change was seen.
+    fn remote_triggers(
+        self: Arc<Self>,
+        writer: reflector::store::Writer<DynamicObject>,
+        cfg: &watcher::Config,
+    ) -> Trigger {
+        let remote_api = Api::<DynamicObject>::all_with(self.remote.clone(), &self.ar);
+        let reach = self.remote_reach.clone();
+        let me = self;
+        watch_into(watcher(remote_api, cfg.clone()), writer, reach)
+            .flat_map(move |t| {
+                let o = match t {
+                    Touched::Object(o) => o,
+                    Touched::Listed => return stream::iter(me.all_keys()),
+                };
+                let key = key_of(&o);
+                let ours = me.is_ours(&key);
+                if ours {
+                    lock(&me.seen)
+                        .entry(key.clone())
+                        .or_default()
+                        .spec
+                        .get_or_insert_with(Instant::now);
+                }
+                stream::iter(ours.then_some(key).into_iter().collect::<Vec<_>>())
+            })
+            .boxed()
+    }
+
+    /// The local copies, each marking when its status change was seen.
+    fn local_triggers(
+        self: Arc<Self>,
+        writer: reflector::store::Writer<DynamicObject>,
+        cfg: &watcher::Config,
+    ) -> Trigger {
+        let local_api = Api::<DynamicObject>::all_with(self.local.clone(), &self.ar);
+        let reach = self.local_reach.clone();
+        let me = self;
+        watch_into(watcher(local_api, cfg.clone()), writer, reach)
+            .flat_map(move |t| {
+                let o = match t {
+                    Touched::Object(o) => o,
+                    Touched::Listed => return stream::iter(me.all_keys()),
+                };
+                let key = me.mapping.to_remote(&key_of(&o));
+                if let Some(key) = &key {
+                    lock(&me.seen)
+                        .entry(key.clone())
+                        .or_default()
+                        .status
+                        .get_or_insert_with(Instant::now);
+                }
+                stream::iter(key.into_iter().collect::<Vec<_>>())
+            })
+            .boxed()
+    }
+
+    /// Namespaces are watched for the cache only: the objects in a namespace send their own
+    /// events when it goes, and a pass waiting for a namespace polls.
+    fn namespace_cache(
+        &self,
+        writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
+        cfg: &watcher::Config,
+    ) -> Trigger {
+        watch_into(
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(self.local.clone()),
+                cfg.clone(),
+            ),
+            writer,
+            self.local_reach.clone(),
+        )
+        .filter_map(|_| futures::future::ready(None))
+        .boxed()
+    }
+
+    /// One narrow watch per configured secret name: the controller never lists every secret.
+    fn secret_triggers(
+        self: Arc<Self>,
+        name: &str,
+        writer: reflector::store::Writer<Secret>,
+        cfg: &watcher::Config,
+    ) -> Trigger {
+        let api = Api::<Secret>::all(self.local.clone());
+        let cfg = cfg.clone().fields(&format!("metadata.name={name}"));
+        let reach = self.local_reach.clone();
+        let me = self;
+        watch_into(watcher(api, cfg), writer, reach)
+            .filter_map(move |t| {
+                let key = t.object().and_then(|s| {
+                    let owner = controller_of::<K>(&s.metadata)?;
+                    me.mapping
+                        .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
+                });
+                futures::future::ready(key)
+            })
+            .boxed()
+    }
+
+    /// Whether a remote key is this controller's to sync or to report.
+    pub(super) fn is_ours(&self, key: &ObjectKey) -> bool {
+        match self.mapping.to_local(key) {
+            Ok(_) => true,
+            Err(e) => !e.is_foreign(),
+        }
+    }
+
+    /// Every key this controller may have work for: each cached remote object of its own, the
+    /// remote key of each cached local copy, and that of each namespace it made. After a relist of either cache, this is how a
+    /// remote object that vanished (or a local copy deleted) while a watch was down gets its
+    /// pass: no watch event will ever announce it.
+    pub(super) fn all_keys(&self) -> Vec<ObjectKey> {
+        let mut keys: Vec<ObjectKey> = self
+            .remote_store
+            .state()
+            .iter()
+            .map(|o| key_of(o.as_ref()))
+            .filter(|k| self.is_ours(k))
+            .collect();
+        keys.extend(
+            self.local_store
+                .state()
+                .iter()
+                .filter_map(|o| self.mapping.to_remote(&key_of(o.as_ref()))),
+        );
+        // A namespace the controller made names the local object it was made for: after a
+        // crash between making the namespace and the copy, and a remote object that vanished
+        // meanwhile, nothing else leads back to it.
+        keys.extend(self.namespaces.state().iter().filter_map(|ns| {
+            let owner = ns.annotations().get(&self.keys.owner)?;
+            self.mapping
+                .to_remote(&ObjectKey::new(ns.name_any(), owner.clone()))
+        }));
+        keys
+    }
+
+    /// Waits until every watch has listed its objects once.
+    pub(super) async fn wait_for_caches(&self) {
+        let mut waits = vec![
+            self.remote_store.wait_until_ready().boxed(),
+            self.local_store.wait_until_ready().boxed(),
+            self.namespaces.wait_until_ready().boxed(),
+        ];
+        for s in self.secrets.values() {
+            waits.push(s.wait_until_ready().boxed());
+        }
+        futures::future::join_all(waits).await;
+        info!(controller = %self.config.controller_name, "caches filled; reconciling");
+    }
+}
