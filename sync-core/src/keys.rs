@@ -12,6 +12,16 @@ pub struct Keys {
     pub finalizer: String,
     /// Annotation on a local namespace the controller created; its value is the local name.
     pub owner: String,
+    /// Annotation on a local namespace the controller created, next to [`Keys::owner`]: the
+    /// name of the controller that created it. A namespace with `owner` and without it was
+    /// made by the Go original (or a version before this key): it belongs to the object
+    /// `owner` names. (Not in the original.)
+    pub owner_controller: String,
+    /// Prefix of an annotation that a controller adds to a namespace another controller
+    /// created while one of its objects lives there; [`Keys::needed_by`] forms the whole key.
+    /// The creator never deletes a namespace that carries another controller's mark.
+    /// (Not in the original.)
+    pub needed_by_prefix: String,
     /// Annotation set by people on either side: `"true"` stops every write for the object.
     pub paused: String,
     /// Annotation on the local object: the label and annotation keys copied from the remote
@@ -40,12 +50,20 @@ impl Keys {
             local_generation: k("sync-local-generation"),
             finalizer: k("sync-local"),
             owner: k("sync-owner"),
+            owner_controller: k("sync-owner-controller"),
+            needed_by_prefix: k("needed-by."),
             paused: k("paused"),
             managed: k("sync-managed-keys"),
             secret_versions: k("sync-secret-versions"),
             claim: k("sync-controller"),
             prefix: k(""),
         }
+    }
+
+    /// The annotation by which `controller` says it still needs a namespace it did not
+    /// create: `<domain>/needed-by.<controller>`.
+    pub fn needed_by(&self, controller: &str) -> String {
+        format!("{}{controller}", self.needed_by_prefix)
     }
 
     /// Whether a label or annotation key is copied from the remote object to the local one.

@@ -47,7 +47,11 @@ pub fn local_rules<K: Syncable>(config: &SyncConfig, leader_election: bool) -> V
             &[&plural],
             &["get", "list", "watch", "create", "update", "delete"],
         ),
-        rule("", &["namespaces"], &["list", "watch", "create", "delete"]),
+        rule(
+            "",
+            &["namespaces"],
+            &["list", "watch", "create", "patch", "delete"],
+        ),
     ];
     if !config.secrets.is_empty() {
         rules.push(rule("", &["secrets"], &["list", "watch"]));

@@ -12,6 +12,7 @@ use super::state::lock;
 use crate::error::{Error, api_status};
 use crate::mapping::{ObjectKey, Unmapped};
 use crate::metrics::Cluster;
+use crate::plan::{NotKept, Observed, RemoteState};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
@@ -73,6 +74,30 @@ impl<K: Syncable> Inner<K> {
             Cluster::Local => Error::Local { action, source },
             Cluster::Remote => Error::Remote { action, source },
         })
+    }
+
+    /// Reports a write the server stored differently from what was sent. It is not sent
+    /// again until its source changes, so this is said once per change of the source.
+    pub(super) async fn report_not_kept(&self, what: NotKept, obs: &Observed<K>) {
+        let note = match what {
+            NotKept::RemoteStatus => {
+                "the remote cluster stored the status differently from what was sent (its CRD's status schema likely prunes or defaults a field the local CRD has); it is sent again only when the local status changes"
+            }
+            NotKept::LocalMetadata => {
+                "the local cluster stored the copied labels or annotations differently from what was sent (local admission likely rewrites them); they are sent again only when the remote ones change"
+            }
+        };
+        warn!(reason = what.reason(), "{note}");
+        self.metrics.rejected(match what {
+            NotKept::RemoteStatus => "remote_status_not_kept",
+            NotKept::LocalMetadata => "local_write_not_kept",
+        });
+        let remote = match &obs.remote {
+            RemoteState::Present(r) => Some(r),
+            RemoteState::Gone => None,
+        };
+        self.warn_remote_typed(remote, what.reason(), "Sync", note.to_owned())
+            .await;
     }
 
     /// Reports, once per key while this process runs, a remote object that another controller

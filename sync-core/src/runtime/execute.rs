@@ -1,61 +1,67 @@
-//! The executor: one [`Step`] becomes one API call, and its answer updates the [`Observed`].
+//! The executor: one [`Step`] becomes one API call, and the server's answer an [`Answer`]
+//! that [`crate::plan::transition`] folds into what is known.
 //! The calls themselves are in [`local_writes`](super::local_writes) and
 //! [`remote_writes`](super::remote_writes).
 
 use std::future::Future;
 
-use kube::api::{Api, DynamicObject, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, PatchParams, PostParams, Preconditions};
 
 use super::Inner;
 use crate::error::Error;
 use crate::mapping::ObjectKey;
-use crate::plan::{Observed, RemoteState, Step};
+use crate::plan::{Answer, Observed, RemoteState, Step};
 use crate::reachability::{NoAnswer, Reachability, Unreachable};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
-    /// Carries out one write step and records its answer in `obs`.
+    /// Carries out one write step and returns the server's answer; the caller hands it to
+    /// [`crate::plan::transition`].
     pub(super) async fn execute(
         &self,
-        step: Step<K>,
-        obs: &mut Observed<K>,
+        step: &Step<K>,
+        obs: &Observed<K>,
         key: &ObjectKey,
         local_key: &ObjectKey,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         let remote_obj = match &obs.remote {
-            RemoteState::Present(r) => Some(r.clone()),
+            RemoteState::Present(r) => Some(r),
             RemoteState::Gone => None,
         };
-        let remote_obj = remote_obj.as_ref();
         match step {
-            Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => Ok(()),
-            Step::CreateNamespace => self.create_namespace(obs, local_key, remote_obj).await,
-            Step::CreateLocal(obj) => {
-                self.create_local(&obj, obs, key, local_key, remote_obj)
-                    .await
+            Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {
+                Ok(Answer::Done)
             }
-            Step::UpdateLocal(obj) => {
-                self.update_local(&obj, obs, key, local_key, remote_obj)
-                    .await
-            }
-            Step::PushSecret {
-                name,
-                version,
-                remote,
+            Step::CreateNamespace => self.create_namespace(local_key, remote_obj).await,
+            Step::MarkNamespace => self.mark_namespace(true, local_key, remote_obj).await,
+            Step::UnmarkNamespace => self.mark_namespace(false, local_key, remote_obj).await,
+            Step::DeleteNamespace {
+                uid,
+                resource_version,
             } => {
-                self.push_secret(name, version, &remote, obs, key, remote_obj)
-                    .await
+                let pre = Preconditions {
+                    uid: uid.clone(),
+                    resource_version: resource_version.clone(),
+                };
+                self.delete_namespace(pre, local_key, remote_obj).await
+            }
+            Step::CreateLocal { object, .. } => {
+                self.create_local(object, key, local_key, remote_obj).await
+            }
+            Step::UpdateLocal { object, .. } => {
+                self.update_local(object, key, local_key, remote_obj).await
+            }
+            Step::PushSecret { name, remote, .. } => {
+                self.push_secret(name, remote, key, remote_obj).await
             }
             Step::PatchRemote(p) | Step::ReleaseFinalizer(p) => {
-                self.patch_remote(&p, obs, key, remote_obj).await
+                self.patch_remote(p, key, remote_obj).await
             }
             Step::PatchRemoteStatus(status) => {
-                self.patch_remote_status(&status, obs, key, remote_obj)
-                    .await
+                self.patch_remote_status(status, key, remote_obj).await
             }
-            Step::DeleteNamespace => self.delete_namespace(obs, local_key, remote_obj).await,
             Step::DeleteLocal(propagation) => {
-                self.delete_local(propagation, obs, local_key, remote_obj)
+                self.delete_local(*propagation, obs, local_key, remote_obj)
                     .await
             }
         }

@@ -1,8 +1,6 @@
-//! The writes to the local cluster: its namespace and its copy of the object.
+//! The writes to the local cluster's copy of the object (its namespace: `namespaces.rs`).
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject};
-use kube::core::ObjectMeta;
+use kube::api::{DeleteParams, DynamicObject, Preconditions};
 use tracing::info;
 
 use super::Inner;
@@ -10,53 +8,17 @@ use crate::config::Propagation;
 use crate::error::Error;
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
-use crate::plan::{NamespaceState, Observed};
+use crate::plan::{Answer, Observed};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
-    pub(super) async fn create_namespace(
-        &self,
-        obs: &mut Observed<K>,
-        local_key: &ObjectKey,
-        remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(local_key.namespace.clone()),
-                annotations: Some([(self.keys.owner.clone(), local_key.name.clone())].into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        let created = self
-            .local_call(Api::<Namespace>::all(self.local.clone()).create(&self.post_params(), &ns))
-            .await;
-        let created = self
-            .write_result(
-                Cluster::Local,
-                created,
-                "create namespace".to_owned(),
-                remote_obj,
-            )
-            .await?;
-        self.metrics.wrote(Cluster::Local, "create", "namespaces");
-        info!(namespace = %local_key.namespace, "created local namespace");
-        let _ = created;
-        obs.namespace = Some(NamespaceState {
-            owned: true,
-            terminating: false,
-        });
-        Ok(())
-    }
-
     pub(super) async fn create_local(
         &self,
         obj: &K,
-        obs: &mut Observed<K>,
         key: &ObjectKey,
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         let body = to_dynamic(obj)?;
         let r = self
             .local_call(self.local_api(local_key).create(&self.post_params(), &body))
@@ -72,23 +34,17 @@ impl<K: Syncable> Inner<K> {
         self.metrics.wrote(Cluster::Local, "create", "objects");
         self.spec_written(key);
         self.remember(key, None, Some(&created.metadata));
-        obs.local = Some(self.typed(&created).map_err(|source| Error::Convert {
-            what: "created object".into(),
-            source,
-        })?);
-        obs.spec_applied = true;
         info!("created local object");
-        Ok(())
+        self.answer(&created, "created object")
     }
 
     pub(super) async fn update_local(
         &self,
         obj: &K,
-        obs: &mut Observed<K>,
         key: &ObjectKey,
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         let body = to_dynamic(obj)?;
         let r = self
             .local_call(self.local_api(local_key).replace(
@@ -108,82 +64,57 @@ impl<K: Syncable> Inner<K> {
         self.metrics.wrote(Cluster::Local, "update", "objects");
         self.spec_written(key);
         self.remember(key, None, Some(&updated.metadata));
-        obs.local = Some(self.typed(&updated).map_err(|source| Error::Convert {
-            what: "updated object".into(),
-            source,
-        })?);
-        obs.spec_applied = true;
         info!("updated local object");
-        Ok(())
-    }
-
-    pub(super) async fn delete_namespace(
-        &self,
-        obs: &mut Observed<K>,
-        local_key: &ObjectKey,
-        remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
-        self.take_budget(remote_obj).await?;
-        let api = Api::<Namespace>::all(self.local.clone());
-        match self
-            .local_call(api.delete(&local_key.namespace, &DeleteParams::default()))
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Local {
-                    action: format!("delete namespace {}", local_key.namespace),
-                    source,
-                });
-            }
-        }
-        self.metrics.wrote(Cluster::Local, "delete", "namespaces");
-        info!(namespace = %local_key.namespace, "deleting local namespace");
-        obs.namespace = Some(NamespaceState {
-            owned: true,
-            terminating: true,
-        });
-        Ok(())
+        self.answer(&updated, "updated object")
     }
 
     pub(super) async fn delete_local(
         &self,
         propagation: Propagation,
-        obs: &mut Observed<K>,
+        obs: &Observed<K>,
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         self.take_budget(remote_obj).await?;
-        let dp = match propagation {
+        let mut dp = match propagation {
             Propagation::Foreground => DeleteParams::foreground(),
             Propagation::Background => DeleteParams::background(),
             Propagation::Orphan => DeleteParams::orphan(),
         };
-        match self
+        // The copy the decision was about, not one someone re-created under its name since.
+        dp.preconditions = Some(Preconditions {
+            uid: obs.local.as_ref().and_then(|l| l.meta().uid.clone()),
+            resource_version: None,
+        });
+        let answer = match self
             .local_call(self.local_api(local_key).delete(&local_key.name, &dp))
             .await
         {
-            Ok(either) => {
-                obs.local = match either.left() {
-                    Some(o) => Some(self.typed(&o).map_err(|source| Error::Convert {
-                        what: "deleted object".into(),
-                        source,
-                    })?),
-                    None => None,
-                };
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => obs.local = None,
+            Ok(either) => match either.left() {
+                Some(o) => self.answer(&o, "deleted object")?,
+                None => Answer::Gone,
+            },
+            Err(kube::Error::Api(s)) if s.code == 404 => Answer::Gone,
             Err(source) => {
                 return Err(Error::Local {
                     action: format!("delete {local_key}"),
                     source,
                 });
             }
-        }
+        };
         self.metrics.wrote(Cluster::Local, "delete", "objects");
         info!("deleting local object");
-        Ok(())
+        Ok(answer)
+    }
+
+    /// An object the server answered with, as the kind.
+    pub(super) fn answer(&self, o: &DynamicObject, what: &str) -> Result<Answer<K>, Error> {
+        self.typed(o)
+            .map(Answer::Object)
+            .map_err(|source| Error::Convert {
+                what: what.into(),
+                source,
+            })
     }
 }
 

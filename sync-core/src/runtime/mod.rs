@@ -4,8 +4,9 @@
 //! ([`watches`]). A pass over one key reads the caches into an [`Observed`](crate::plan::Observed)
 //! ([`observe`]), asks the pure [`plan`](crate::plan::plan) for the next step, executes it
 //! ([`execute`]), and loops until the key is in sync or has to wait ([`pass`]). Each step is
-//! one API call: to the local cluster in [`local_writes`], to the remote one in
-//! [`remote_writes`]. Rejected writes and refused objects become Warning events on the remote
+//! one API call: to the local cluster in [`local_writes`] and [`namespaces`], to the remote one
+//! in [`remote_writes`]; [`crate::plan::transition`] folds each answer into what is known.
+//! Rejected writes and refused objects become Warning events on the remote
 //! object ([`events`]); what the controller wrote last, and when, is kept per key ([`state`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +39,7 @@ use crate::syncable::Syncable;
 mod events;
 mod execute;
 mod local_writes;
+mod namespaces;
 mod observe;
 mod pass;
 mod remote_writes;
@@ -259,6 +261,14 @@ fn validate(config: &SyncConfig) -> Result<(), Error> {
             )));
         }
     }
+    // The name forms the `needed-by.<controller>` annotation key, whose name part may hold at
+    // most 63 characters.
+    let name = &config.controller_name;
+    if !is_dns1123_subdomain(name) || name.len() > 53 {
+        return Err(Error::Config(format!(
+            "controller name {name:?} must be a DNS subdomain of at most 53 characters"
+        )));
+    }
     let mut seen = HashSet::new();
     for s in &config.secrets {
         if !is_dns1123_subdomain(s) || !seen.insert(s) {
@@ -298,6 +308,9 @@ struct Inner<K> {
     paused: Mutex<HashSet<ObjectKey>>,
     /// Keys claimed by another controller and already reported.
     claimed_elsewhere: Mutex<HashSet<ObjectKey>>,
+    /// Per key, the writes the server did not keep, so they are not sent again until their
+    /// source changes (see [`crate::plan::Unkept`]).
+    unkept: Mutex<HashMap<ObjectKey, crate::plan::Unkept>>,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -352,6 +365,7 @@ impl<K: Syncable> Inner<K> {
             seen: Mutex::default(),
             paused: Mutex::default(),
             claimed_elsewhere: Mutex::default(),
+            unkept: Mutex::default(),
             config,
             _kind: PhantomData,
         });

@@ -1,10 +1,9 @@
 //! What a pass sees: the caches of both clusters read into an [`Observed`], with one uncached
 //! read when the cache says the remote object is gone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -13,7 +12,7 @@ use super::Inner;
 use super::state::key_of;
 use crate::error::Error;
 use crate::mapping::ObjectKey;
-use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload};
+use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
@@ -64,24 +63,26 @@ impl<K: Syncable> Inner<K> {
                 }
             },
             // Nothing local to keep or clean up: no need to ask the remote API.
-            None if local.is_none() && !namespace.is_some_and(|n| n.owned) => return Ok(None),
+            None if local.is_none()
+                && !namespace
+                    .as_ref()
+                    .is_some_and(|n| self.may_clean(n, local_key)) =>
+            {
+                return Ok(None);
+            }
             None => self.read_remote(key).await?,
         };
         let cleaning_up = match &remote {
             RemoteState::Gone => true,
             RemoteState::Present(r) => r.meta().deletion_timestamp.is_some(),
         };
-        let live_sibling = cleaning_up && self.live_sibling(local_key);
         let secrets = self.owned_secrets(local.as_ref(), local_key);
-        Ok(Some(Observed {
-            remote,
-            local,
-            namespace,
-            live_sibling,
-            secrets,
-            spec_applied: false,
-            pushed_secrets: BTreeMap::new(),
-        }))
+        let mut obs = Observed::new(remote, local, namespace);
+        obs.secrets = secrets;
+        if cleaning_up {
+            obs.siblings = self.siblings(local_key);
+        }
+        Ok(Some(obs))
     }
 
     /// What the caches hold for `key`: the remote object, its local copy, and the local
@@ -104,10 +105,7 @@ impl<K: Syncable> Inner<K> {
         let namespace = self
             .namespaces
             .get(&ObjectRef::new(&local_key.namespace))
-            .map(|ns| NamespaceState {
-                owned: ns.annotations().contains_key(&self.keys.owner),
-                terminating: ns.metadata.deletion_timestamp.is_some(),
-            });
+            .map(|ns| NamespaceState::from_meta(&ns.metadata, &self.keys));
         (remote_dyn, local_dyn, namespace)
     }
 
@@ -151,19 +149,51 @@ impl<K: Syncable> Inner<K> {
         secrets
     }
 
-    /// Whether another synced object in this local namespace has a remote object that exists
-    /// and is not being deleted.
-    fn live_sibling(&self, local_key: &ObjectKey) -> bool {
-        self.local_store.state().iter().any(|o| {
+    /// Whether a pass may have clean-up to do in this namespace with no local copy: the
+    /// namespace is this controller's, or carries its mark.
+    fn may_clean(&self, ns: &NamespaceState, local_key: &ObjectKey) -> bool {
+        let me = &self.config.controller_name;
+        ns.is_ours(me, &local_key.name) || ns.needed_by.contains(me)
+    }
+
+    /// This controller's other objects that map into the same local namespace: each local
+    /// copy there, and each remote object whose copy would be there (its copy may be
+    /// missing for now), as the caches show them.
+    fn siblings(&self, local_key: &ObjectKey) -> Vec<Sibling> {
+        let mut names = BTreeSet::new();
+        for o in self.local_store.state() {
             let k = key_of(o.as_ref());
-            k.namespace == local_key.namespace
+            if k.namespace == local_key.namespace && k.name != local_key.name {
+                names.insert(k.name);
+            }
+        }
+        for o in self.remote_store.state() {
+            if let Ok(k) = self.mapping.to_local(&key_of(o.as_ref()))
+                && k.namespace == local_key.namespace
                 && k.name != local_key.name
-                && self.mapping.to_remote(&k).is_some_and(|rk| {
+            {
+                names.insert(k.name);
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let local_key = ObjectKey::new(local_key.namespace.clone(), name.clone());
+                let local = self
+                    .local_store
+                    .get(&ObjectRef::new_with(&name, self.ar.clone()).within(&local_key.namespace));
+                let remote = self.mapping.to_remote(&local_key).and_then(|rk| {
                     self.remote_store
                         .get(&ObjectRef::new_with(&rk.name, self.ar.clone()).within(&rk.namespace))
-                        .is_some_and(|r| r.metadata.deletion_timestamp.is_none())
-                })
-        })
+                });
+                Sibling::from_meta(
+                    name,
+                    remote.as_ref().map(|r| &r.metadata),
+                    local.as_ref().map(|l| &l.metadata),
+                    &self.keys,
+                )
+            })
+            .collect()
     }
 }
 

@@ -15,7 +15,7 @@ use super::state::lock;
 use crate::error::Error;
 use crate::leader::LeaderElection;
 use crate::mapping::ObjectKey;
-use crate::plan::{PlanContext, RemoteState, Step, plan};
+use crate::plan::{Observed, PlanContext, RemoteState, Step, Unkept, plan, transition};
 use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::Syncable;
@@ -151,9 +151,26 @@ impl<K: Syncable> Inner<K> {
             remote_key: key,
             local_key: &local_key,
         };
+        obs.unkept = lock(&self.unkept).get(key).cloned().unwrap_or_default();
+        let result = self.run_steps(&mut obs, &cx).await;
+        // What the server did not keep outlives the pass: the next one must not send it again.
+        match obs.unkept == Unkept::default() {
+            true => lock(&self.unkept).remove(key),
+            false => lock(&self.unkept).insert(key.clone(), obs.unkept.clone()),
+        };
+        result
+    }
+
+    /// Plans and executes steps until there is nothing to write, or a step waits or fails.
+    async fn run_steps(
+        &self,
+        obs: &mut Observed<K>,
+        cx: &PlanContext<'_>,
+    ) -> Result<(&'static str, Outcome), Error> {
+        let key = cx.remote_key;
         let mut wrote = false;
         for _ in 0..MAX_STEPS {
-            let step = plan(&obs, &cx);
+            let step = plan(obs, cx);
             self.note_paused(key, matches!(step, Step::Paused));
             if !matches!(step, Step::ClaimedElsewhere(_)) {
                 lock(&self.claimed_elsewhere).remove(key);
@@ -177,11 +194,20 @@ impl<K: Syncable> Inner<K> {
                     return Ok(("waiting", Outcome::RequeueAfter(WAIT_DELAY)));
                 }
                 step => {
-                    self.execute(step, &mut obs, key, &local_key).await?;
+                    let answer = self.execute(&step, obs, key, cx.local_key).await?;
+                    if let Some(what) = transition(obs, &step, answer, cx) {
+                        self.report_not_kept(what, obs).await;
+                    }
                     wrote = true;
                 }
             }
         }
-        Ok(("wrote", Outcome::RequeueAfter(Duration::ZERO)))
+        // The model promises convergence in fewer steps; a pass that still has work is a
+        // server that keeps changing what was written, and gets the failure backoff.
+        warn!(
+            steps = MAX_STEPS,
+            "still not in sync after this many writes; retrying with backoff"
+        );
+        Ok(("error", Outcome::Failed))
     }
 }

@@ -9,19 +9,17 @@ use super::state::lock;
 use crate::error::{Error, api_status};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
-use crate::plan::{Observed, RemoteMetaPatch, RemoteState, SecretPayload};
+use crate::plan::{Answer, RemoteMetaPatch, SecretPayload};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
     pub(super) async fn push_secret(
         &self,
-        name: String,
-        version: String,
+        name: &str,
         remote: &SecretPayload,
-        obs: &mut Observed<K>,
         key: &ObjectKey,
         remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         let remote_name = remote.0.metadata.name.clone().unwrap_or_default();
         let api = Api::<Secret>::namespaced(self.remote.clone(), &key.namespace);
         // An update, never a create: the remote secret must exist, so the controller's
@@ -34,8 +32,7 @@ impl<K: Syncable> Inner<K> {
             Ok(_) => {
                 self.metrics.wrote(Cluster::Remote, "update", "secrets");
                 info!(secret = %name, remote_secret = %remote_name, "sent secret up");
-                obs.pushed_secrets.insert(name, version);
-                Ok(())
+                Ok(Answer::Done)
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 self.metrics.rejected("remote_secret_missing");
@@ -74,10 +71,9 @@ impl<K: Syncable> Inner<K> {
     pub(super) async fn patch_remote(
         &self,
         p: &RemoteMetaPatch,
-        obs: &mut Observed<K>,
         key: &ObjectKey,
         remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         let releasing = p
             .finalizers
             .as_ref()
@@ -102,21 +98,15 @@ impl<K: Syncable> Inner<K> {
         if releasing {
             info!("released remote object");
         }
-        obs.remote =
-            RemoteState::Present(self.typed(&patched).map_err(|source| Error::Convert {
-                what: "patched object".into(),
-                source,
-            })?);
-        Ok(())
+        self.answer(&patched, "patched object")
     }
 
     pub(super) async fn patch_remote_status(
         &self,
         status: &serde_json::Value,
-        obs: &mut Observed<K>,
         key: &ObjectKey,
         remote_obj: Option<&K>,
-    ) -> Result<(), Error> {
+    ) -> Result<Answer<K>, Error> {
         let current =
             remote_obj.and_then(|r| r.status().and_then(|s| serde_json::to_value(s).ok()));
         let body = serde_json::json!({ "status": merge_diff(current.as_ref(), status) });
@@ -140,12 +130,7 @@ impl<K: Syncable> Inner<K> {
         if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.status.take()) {
             self.metrics.status_lag(t.elapsed().as_secs_f64());
         }
-        obs.remote =
-            RemoteState::Present(self.typed(&patched).map_err(|source| Error::Convert {
-                what: "patched object".into(),
-                source,
-            })?);
-        Ok(())
+        self.answer(&patched, "patched object")
     }
 }
 

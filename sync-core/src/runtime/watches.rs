@@ -17,6 +17,7 @@ use super::Inner;
 use super::observe::controller_of;
 use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
+use crate::plan::NamespaceState;
 use crate::reachability::{Failure, Reachability};
 use crate::syncable::Syncable;
 
@@ -156,7 +157,7 @@ impl<K: Syncable> Inner<K> {
         let cfg = watcher::Config::default().any_semantic();
         let remote = self.clone().remote_triggers(writers.remote, &cfg);
         let local = self.clone().local_triggers(writers.local, &cfg);
-        let namespaces = self.namespace_cache(writers.namespaces, &cfg);
+        let namespaces = self.clone().namespace_cache(writers.namespaces, &cfg);
         let mut all: Vec<Trigger> = vec![remote, local, namespaces];
         for (name, writer) in writers.secrets {
             all.push(self.clone().secret_triggers(&name, writer, &cfg));
@@ -221,23 +222,38 @@ impl<K: Syncable> Inner<K> {
             .boxed()
     }
 
-    /// Namespaces are watched for the cache only: the objects in a namespace send their own
-    /// events when it goes, and a pass waiting for a namespace polls.
+    /// Namespaces fill a cache, and a change to one this controller created queues the key
+    /// of the object it was created for: when another controller removes its mark, the
+    /// namespace may be free to go, and no object of ours announces that.
     fn namespace_cache(
-        &self,
+        self: Arc<Self>,
         writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
         cfg: &watcher::Config,
     ) -> Trigger {
+        let reach = self.local_reach.clone();
+        let me = self;
         watch_into(
             watcher(
-                Api::<PartialObjectMeta<Namespace>>::all(self.local.clone()),
+                Api::<PartialObjectMeta<Namespace>>::all(me.local.clone()),
                 cfg.clone(),
             ),
             writer,
-            self.local_reach.clone(),
+            reach,
         )
-        .filter_map(|_| futures::future::ready(None))
+        .filter_map(move |t| futures::future::ready(t.object().and_then(|ns| me.creator_key(&ns))))
         .boxed()
+    }
+
+    /// The remote key of the object a namespace was created for, if this controller created
+    /// it (by its stamp) or the Go original did (no stamp).
+    fn creator_key(&self, ns: &PartialObjectMeta<Namespace>) -> Option<ObjectKey> {
+        let state = NamespaceState::from_meta(&ns.metadata, &self.keys);
+        let owner = state.owner.as_ref()?;
+        if !state.is_ours(&self.config.controller_name, owner) {
+            return None;
+        }
+        self.mapping
+            .to_remote(&ObjectKey::new(ns.name_any(), owner.clone()))
     }
 
     /// One narrow watch per configured secret name: the controller never lists every secret.
@@ -292,11 +308,12 @@ impl<K: Syncable> Inner<K> {
         // A namespace the controller made names the local object it was made for: after a
         // crash between making the namespace and the copy, and a remote object that vanished
         // meanwhile, nothing else leads back to it.
-        keys.extend(self.namespaces.state().iter().filter_map(|ns| {
-            let owner = ns.annotations().get(&self.keys.owner)?;
-            self.mapping
-                .to_remote(&ObjectKey::new(ns.name_any(), owner.clone()))
-        }));
+        keys.extend(
+            self.namespaces
+                .state()
+                .iter()
+                .filter_map(|ns| self.creator_key(ns)),
+        );
         keys
     }
 

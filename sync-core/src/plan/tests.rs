@@ -1,6 +1,6 @@
-use std::collections::BTreeMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use crate::OnRemoteDelete;
 use kube::CustomResource;
 use proptest::prelude::*;
 use schemars::JsonSchema;
@@ -166,18 +166,38 @@ impl Fixture {
 }
 
 fn observed(remote: Thing, local: Option<Thing>) -> Observed<Thing> {
-    Observed {
-        remote: RemoteState::Present(remote),
+    Observed::new(
+        RemoteState::Present(remote),
         local,
-        namespace: Some(NamespaceState {
-            owned: true,
-            terminating: false,
-        }),
-        live_sibling: false,
-        secrets: BTreeMap::new(),
-        spec_applied: false,
-        pushed_secrets: BTreeMap::new(),
+        Some(ns_state(true, false)),
+    )
+}
+
+/// A local namespace as this controller created it for `db` (`owned`), or one it did not.
+fn ns_state(owned: bool, terminating: bool) -> NamespaceState {
+    NamespaceState {
+        owner: owned.then(|| "db".to_string()),
+        created_by: owned.then(|| "t".to_string()),
+        terminating,
+        uid: Some("ns-uid".into()),
+        resource_version: Some("40".into()),
+        ..NamespaceState::default()
     }
+}
+
+fn live_sibling() -> Sibling {
+    Sibling {
+        local_name: "other".into(),
+        remote: SiblingRemote::Live,
+        has_local: true,
+    }
+}
+
+fn new_local(r: &Thing, cx: &PlanContext<'_>) -> Thing {
+    Thing::from_parts(
+        metadata::new_local_meta(&r.metadata, cx),
+        Thing::new_local_spec(&r.spec),
+    )
 }
 
 #[test]
@@ -259,7 +279,7 @@ fn the_local_copy_carries_mapped_names_copied_metadata_and_defaulted_local_field
     let f = default_fixture();
     let mut r = claim_only(remote(1));
     r.spec.note = Some("remote value for a local-only field".into());
-    let Step::CreateLocal(l) = plan(&observed(r, None), &f.cx()) else {
+    let Step::CreateLocal { object: l, .. } = plan(&observed(r, None), &f.cx()) else {
         panic!()
     };
     assert_eq!(l.metadata.name.as_deref(), Some("db"));
@@ -280,7 +300,7 @@ fn after_the_create_both_generations_go_up_in_one_patch() {
     let r = claim_only(remote(3));
     let l = f.local_from(&r, 1);
     let mut o = observed(r, Some(l));
-    o.spec_applied = true;
+    o.spec_applied = Some(3);
     let Step::PatchRemote(p) = plan(&o, &f.cx()) else {
         panic!()
     };
@@ -315,7 +335,7 @@ fn a_remote_spec_change_updates_the_local_spec_and_keeps_local_only_fields() {
     let mut r = r0.clone();
     r.metadata.generation = Some(4);
     r.spec.size = "large".into();
-    let Step::UpdateLocal(d) = plan(&observed(r, Some(l)), &f.cx()) else {
+    let Step::UpdateLocal { object: d, .. } = plan(&observed(r, Some(l)), &f.cx()) else {
         panic!()
     };
     assert_eq!(d.spec.size, "large");
@@ -330,7 +350,7 @@ fn a_local_spec_edit_is_reverted() {
     let mut l = f.local_from(&r, 1);
     l.spec.size = "edited".into();
     l.metadata.generation = Some(2);
-    let Step::UpdateLocal(d) = plan(&observed(r, Some(l)), &f.cx()) else {
+    let Step::UpdateLocal { object: d, .. } = plan(&observed(r, Some(l)), &f.cx()) else {
         panic!()
     };
     assert_eq!(d.spec.size, "small");
@@ -352,7 +372,7 @@ fn a_spec_that_local_defaulting_changes_is_not_written_again() {
     let mut unrecorded = r;
     unrecorded.metadata.generation = Some(4);
     let mut o = observed(unrecorded, Some(l));
-    o.spec_applied = true;
+    o.spec_applied = Some(4);
     assert!(matches!(plan(&o, &f.cx()), Step::PatchRemote(_)));
 }
 
@@ -387,7 +407,7 @@ fn labels_removed_remotely_go_and_labels_added_locally_stay() {
         .insert("local-actor".into(), "x".into());
     let mut r2 = r.clone();
     r2.metadata.labels = Some([("tier".to_string(), "gold".to_string())].into());
-    let Step::UpdateLocal(d) = plan(&observed(r2, Some(l)), &f.cx()) else {
+    let Step::UpdateLocal { object: d, .. } = plan(&observed(r2, Some(l)), &f.cx()) else {
         panic!()
     };
     let labels = d.metadata.labels.unwrap();
@@ -451,11 +471,10 @@ fn gone(f: &Fixture, owned: bool, sibling: bool) -> Observed<Thing> {
     let l = f.local_from(&r, 1);
     let mut o = observed(r, Some(l));
     o.remote = RemoteState::Gone;
-    o.namespace = Some(NamespaceState {
-        owned,
-        terminating: false,
-    });
-    o.live_sibling = sibling;
+    o.namespace = Some(ns_state(owned, false));
+    if sibling {
+        o.siblings.push(live_sibling());
+    }
     o
 }
 
@@ -464,14 +483,20 @@ fn remote_delete_deletes_an_owned_namespace_without_live_siblings() {
     let f = default_fixture();
     assert!(matches!(
         plan(&gone(&f, true, false), &f.cx()),
-        Step::DeleteNamespace
+        Step::DeleteNamespace { .. }
     ));
 }
 
 #[test]
-fn remote_delete_keeps_namespace_shared_with_live_sibling() {
+fn remote_delete_keeps_namespace_shared_with_live_sibling_and_deletes_only_the_local_copy() {
     let f = default_fixture();
-    assert!(matches!(plan(&gone(&f, true, true), &f.cx()), Step::InSync));
+    assert!(matches!(
+        plan(&gone(&f, true, true), &f.cx()),
+        Step::DeleteLocal(Propagation::Foreground)
+    ));
+    let mut o = gone(&f, true, true);
+    o.local = None;
+    assert!(matches!(plan(&o, &f.cx()), Step::InSync));
 }
 
 #[test]
@@ -520,10 +545,7 @@ fn a_terminating_remote_waits_for_the_namespace_then_releases_only_its_finalizer
     let mut r = claimed(remote(3), 1);
     r.metadata.deletion_timestamp = Some(Time(Default::default()));
     let mut o = observed(r, None);
-    o.namespace = Some(NamespaceState {
-        owned: true,
-        terminating: true,
-    });
+    o.namespace = Some(ns_state(true, true));
     assert!(matches!(plan(&o, &f.cx()), Step::Wait(_)));
     o.namespace = None;
     let Step::ReleaseFinalizer(p) = plan(&o, &f.cx()) else {
@@ -602,7 +624,7 @@ fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
         .prop_map(|(rem, loc, ns, (policy, prop, rg, lg))| {
             let (r_state, r_fin, r_paused, r_status) = rem;
             let (l_state, l_paused, l_managed, l_status) = loc;
-            let (ns_state, ns_owned, sibling) = ns;
+            let (ns_kind, ns_owned, sibling) = ns;
             let f = default_fixture();
             let mut r = claimed(remote(rg), lg);
             let mut l = f.local_from(&r, lg);
@@ -660,22 +682,18 @@ fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
                         Propagation::Orphan,
                     ][prop as usize],
                 );
-            let o = Observed {
-                remote: if r_state == 2 {
+            let mut o = Observed::new(
+                if r_state == 2 {
                     RemoteState::Gone
                 } else {
                     RemoteState::Present(r)
                 },
-                local: (l_state != 2).then_some(l),
-                namespace: (ns_state != 2).then_some(NamespaceState {
-                    owned: ns_owned,
-                    terminating: ns_state == 1,
-                }),
-                live_sibling: sibling,
-                secrets: BTreeMap::new(),
-                spec_applied: false,
-                pushed_secrets: BTreeMap::new(),
-            };
+                (l_state != 2).then_some(l),
+                (ns_kind != 2).then_some(ns_state(ns_owned, ns_kind == 1)),
+            );
+            if sibling {
+                o.siblings.push(live_sibling());
+            }
             (o, config)
         })
 }
@@ -684,9 +702,9 @@ proptest! {
     #[test]
     fn no_plan_deletes_a_namespace_the_controller_did_not_create_or_one_with_a_live_sibling((o, config) in arb_observed()) {
         let f = fixture(config);
-        if matches!(plan(&o, &f.cx()), Step::DeleteNamespace) {
+        if matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
-            prop_assert!(ns.owned && !o.live_sibling && !ns.terminating);
+            prop_assert!(ns.is_ours("t", "db") && o.siblings.is_empty() && !ns.terminating);
             prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
         }
     }
@@ -715,7 +733,9 @@ proptest! {
             prop_assert!(going, "{step:?}");
         }
         if matches!(step, Step::DeleteLocal(_)) {
-            prop_assert_eq!(f.config.on_remote_delete, OnRemoteDelete::Resource);
+            let ours = o.namespace.as_ref().is_some_and(|n| n.is_ours("t", "db"));
+            prop_assert!(ours || f.config.on_remote_delete == OnRemoteDelete::Resource, "{step:?}");
+            prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
         }
     }
 }
@@ -779,7 +799,7 @@ fn arb_any() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
                 if pushed {
                     o.pushed_secrets.insert("creds".into(), "9".into());
                 }
-                o.spec_applied = applied;
+                o.spec_applied = applied.then_some(3);
                 (o, config.secrets(["creds"]))
             },
         )
@@ -808,7 +828,7 @@ fn owned_secret(owner: &Thing, rv: &str) -> Secret {
 
 /// What the API servers do with a step, enough to follow a pass to its end. The local API server
 /// defaults `replicas` to 1, as the test CRD does, and bumps the generation on a spec change.
-fn simulate(step: &Step<Thing>, o: &mut Observed<Thing>) {
+fn server_answer(step: &Step<Thing>, o: &Observed<Thing>) -> Answer<Thing> {
     fn bump(meta: &mut ObjectMeta) {
         let rv: u64 = meta
             .resource_version
@@ -817,59 +837,49 @@ fn simulate(step: &Step<Thing>, o: &mut Observed<Thing>) {
             .unwrap_or(0);
         meta.resource_version = Some((rv + 1).to_string());
     }
+    let remote = || match &o.remote {
+        RemoteState::Present(r) => r.clone(),
+        RemoteState::Gone => panic!("a remote write with no remote object"),
+    };
     match step {
-        Step::CreateNamespace => {
-            o.namespace = Some(NamespaceState {
-                owned: true,
-                terminating: false,
-            });
-        }
-        Step::CreateLocal(l) => {
-            let mut l = (**l).clone();
+        Step::CreateNamespace => Answer::Namespace(ns_state(true, false)),
+        Step::CreateLocal { object, .. } => {
+            let mut l = (**object).clone();
             l.spec.replicas.get_or_insert(1);
             l.metadata.generation = Some(1);
             l.metadata.uid = Some("new-local-uid".into());
             l.metadata.resource_version = Some("1".into());
-            o.local = Some(l);
-            o.spec_applied = true;
+            Answer::Object(l)
         }
-        Step::UpdateLocal(d) => {
-            let old = o.local.take().expect("an update has a local object");
-            let mut d = (**d).clone();
+        Step::UpdateLocal { object, .. } => {
+            let old = o.local.as_ref().expect("an update has a local object");
+            let mut d = (**object).clone();
             d.spec.replicas.get_or_insert(1);
             if d.spec != old.spec {
                 d.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
             }
             bump(&mut d.metadata);
-            o.local = Some(d);
-            o.spec_applied = true;
+            Answer::Object(d)
         }
         Step::PatchRemote(p) | Step::ReleaseFinalizer(p) => {
-            if let RemoteState::Present(r) = &mut o.remote {
-                assert_eq!(
-                    Some(&p.resource_version),
-                    r.metadata.resource_version.as_ref(),
-                    "a remote patch is guarded by the version it was computed from"
-                );
-                p.apply_to(&mut r.metadata);
-                bump(&mut r.metadata);
-            }
+            let mut r = remote();
+            assert_eq!(
+                Some(&p.resource_version),
+                r.metadata.resource_version.as_ref(),
+                "a remote patch is guarded by the version it was computed from"
+            );
+            p.apply_to(&mut r.metadata);
+            bump(&mut r.metadata);
+            Answer::Object(r)
         }
         Step::PatchRemoteStatus(v) => {
-            if let RemoteState::Present(r) = &mut o.remote {
-                r.status = serde_json::from_value(v.clone()).ok();
-                bump(&mut r.metadata);
-            }
+            let mut r = remote();
+            r.status = serde_json::from_value(v.clone()).ok();
+            bump(&mut r.metadata);
+            Answer::Object(r)
         }
-        Step::PushSecret { name, version, .. } => {
-            o.pushed_secrets.insert(name.clone(), version.clone());
-        }
-        Step::DeleteNamespace => {
-            o.namespace = None;
-            o.local = None;
-        }
-        Step::DeleteLocal(_) => o.local = None,
-        Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {}
+        Step::PushSecret { .. } => Answer::Done,
+        _ => Answer::Gone,
     }
 }
 
@@ -922,10 +932,7 @@ fn arb_live() -> impl Strategy<Value = Observed<Thing>> {
                     l
                 });
                 let mut o = observed(r, local);
-                o.namespace = (ns != 0).then_some(NamespaceState {
-                    owned: ns_owned,
-                    terminating: false,
-                });
+                o.namespace = (ns != 0).then_some(ns_state(ns_owned, false));
                 if secret && let Some(l) = &o.local {
                     o.secrets
                         .insert("creds".into(), SecretPayload(owned_secret(l, "5")));
@@ -951,9 +958,9 @@ proptest! {
             RemoteState::Gone => true,
             RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
         };
-        if matches!(step, Step::DeleteNamespace) {
+        if matches!(step, Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
-            prop_assert!(going && ns.owned && !ns.terminating && !o.live_sibling);
+            prop_assert!(going && ns.is_ours("t", "db") && !ns.terminating && o.siblings.is_empty());
         }
         if step.is_local_delete() {
             prop_assert!(going, "{step:?}");
@@ -973,13 +980,14 @@ proptest! {
             }
             prop_assert!(!step.is_local_delete(), "{step:?} for a live object");
             prop_assert!(steps.len() < 10, "no end in sight: {steps:?}");
-            simulate(&step, &mut o);
+            let answer = server_answer(&step, &o);
+            transition(&mut o, &step, answer, &f.cx());
             steps.push(format!("{step:?}").chars().take(60).collect::<String>());
         }
         let local_spec_writes = steps.iter().filter(|s| s.starts_with("UpdateLocal") || s.starts_with("CreateLocal")).count();
         prop_assert!(local_spec_writes <= 1, "{steps:?}");
         // A new pass, as after a restart: what was recorded on the remote object is enough.
-        o.spec_applied = false;
+        o.spec_applied = None;
         o.pushed_secrets.clear();
         let again = plan(&o, &f.cx());
         prop_assert!(matches!(again, Step::InSync), "a second pass wants {again:?} after {steps:?}");
@@ -987,4 +995,179 @@ proptest! {
         prop_assert_eq!(&r.spec.size, &l.spec.size);
         prop_assert_eq!(r.status.as_ref(), l.status.as_ref().or(r.status.as_ref()));
     }
+}
+
+/// Finding 1: a status patch's answer can carry a newer spec; the generation annotations must
+/// not claim it before it is applied.
+#[test]
+fn a_newer_spec_in_a_status_answer_is_applied_before_its_generation_is_recorded() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let mut l = f.local_from(&r, 1);
+    l.status = Some(ThingStatus {
+        ready: true,
+        observed_generation: 1,
+    });
+    let mut o = observed(r, Some(l));
+    o.spec_applied = Some(3);
+    let Step::PatchRemoteStatus(sent) = plan(&o, &f.cx()) else {
+        panic!("{:?}", plan(&o, &f.cx()))
+    };
+    // The management plane changed the spec meanwhile: the answer carries generation 4.
+    let RemoteState::Present(mut answer) = o.remote.clone() else {
+        unreachable!()
+    };
+    answer.spec.size = "large".into();
+    answer.metadata.generation = Some(4);
+    answer.status = serde_json::from_value(sent.clone()).ok();
+    let step = Step::PatchRemoteStatus(sent);
+    assert_eq!(
+        transition(&mut o, &step, Answer::Object(answer), &f.cx()),
+        None
+    );
+    let Step::UpdateLocal { object, spec_of } = plan(&o, &f.cx()) else {
+        panic!(
+            "generation 4 must be applied first, not recorded: {:?}",
+            plan(&o, &f.cx())
+        )
+    };
+    assert_eq!(object.spec.size, "large");
+    assert_eq!(spec_of, Some(4));
+}
+
+/// Finding 3: a status the remote server prunes is sent once, reported once, and not again
+/// until the local status changes.
+#[test]
+fn a_status_the_remote_does_not_keep_is_sent_once_until_it_changes() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let mut l = f.local_from(&r, 1);
+    l.status = Some(ThingStatus {
+        ready: true,
+        observed_generation: 1,
+    });
+    let mut o = observed(r, Some(l));
+    let step = plan(&o, &f.cx());
+    assert!(matches!(step, Step::PatchRemoteStatus(_)));
+    // The remote schema drops `ready`: the answer has a different status.
+    let RemoteState::Present(mut answer) = o.remote.clone() else {
+        unreachable!()
+    };
+    answer.status = Some(ThingStatus {
+        ready: false,
+        observed_generation: 1,
+    });
+    assert_eq!(
+        transition(&mut o, &step, Answer::Object(answer.clone()), &f.cx()),
+        Some(NotKept::RemoteStatus)
+    );
+    assert!(matches!(plan(&o, &f.cx()), Step::InSync));
+    // A new local status is a new source: sent again.
+    o.local.as_mut().unwrap().status = Some(ThingStatus {
+        ready: true,
+        observed_generation: 2,
+    });
+    assert!(matches!(plan(&o, &f.cx()), Step::PatchRemoteStatus(_)));
+}
+
+/// Finding 3: a copied label that local admission rewrites is written once, not in a loop.
+#[test]
+fn a_label_local_admission_rewrites_is_not_written_again() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "gold".into());
+    let l = f.local_from(&claimed(remote(3), 1), 1);
+    let mut o = observed(r, Some(l));
+    let step = plan(&o, &f.cx());
+    let Step::UpdateLocal { object, .. } = &step else {
+        panic!("{step:?}")
+    };
+    let mut stored = (**object).clone();
+    stored
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "silver".into());
+    assert_eq!(
+        transition(&mut o, &step, Answer::Object(stored), &f.cx()),
+        Some(NotKept::LocalMetadata)
+    );
+    let next = plan(&o, &f.cx());
+    assert!(!matches!(next, Step::UpdateLocal { .. }), "{next:?}");
+}
+
+/// Finding 2: what protects a namespace the controller created.
+#[test]
+fn a_namespace_is_kept_for_a_paused_uncached_or_marked_sibling_and_the_copy_goes_alone() {
+    let f = default_fixture();
+    let keys = Keys::new(D);
+    let paused_meta = ObjectMeta {
+        annotations: Some([(format!("{D}/paused"), "true".to_string())].into()),
+        deletion_timestamp: Some(Time(Default::default())),
+        ..ObjectMeta::default()
+    };
+    let local_meta = ObjectMeta::default();
+    let cases = [
+        Sibling::from_meta("p", Some(&paused_meta), None, &keys),
+        Sibling::from_meta("u", None, Some(&local_meta), &keys),
+        Sibling::from_meta("n", Some(&local_meta), None, &keys),
+    ];
+    for sibling in cases {
+        let mut o = gone(&f, true, false);
+        o.siblings.push(sibling.clone());
+        assert!(
+            matches!(
+                plan(&o, &f.cx()),
+                Step::DeleteLocal(Propagation::Foreground)
+            ),
+            "{sibling:?}"
+        );
+    }
+    let mut o = gone(&f, true, false);
+    o.namespace
+        .as_mut()
+        .unwrap()
+        .needed_by
+        .insert("other-kind-sync".into());
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteLocal(_)));
+    // A terminating, unpaused sibling is on its way out: it does not hold the namespace.
+    let going = ObjectMeta {
+        deletion_timestamp: Some(Time(Default::default())),
+        ..ObjectMeta::default()
+    };
+    let mut o = gone(&f, true, false);
+    o.siblings.push(Sibling::from_meta(
+        "g",
+        Some(&going),
+        Some(&local_meta),
+        &keys,
+    ));
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
+}
+
+#[test]
+fn a_namespace_another_controller_or_the_go_original_made_is_marked_and_unmarked() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let mut o = observed(r, None);
+    o.namespace = Some(NamespaceState {
+        owner: Some("someone".into()),
+        created_by: Some("other-kind-sync".into()),
+        ..NamespaceState::default()
+    });
+    assert!(matches!(plan(&o, &f.cx()), Step::MarkNamespace));
+    o.namespace.as_mut().unwrap().needed_by.insert("t".into());
+    assert!(matches!(plan(&o, &f.cx()), Step::CreateLocal { .. }));
+    // Gone: never deletes another controller's namespace, and takes its mark away.
+    o.remote = RemoteState::Gone;
+    assert!(matches!(plan(&o, &f.cx()), Step::UnmarkNamespace));
+    // The Go original's namespace for this very object (no creator stamp) is ours to delete.
+    o.namespace = Some(NamespaceState {
+        owner: Some("db".into()),
+        ..NamespaceState::default()
+    });
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
 }

@@ -1,0 +1,309 @@
+//! What goes down as labels and annotations, and what is recorded on the remote object: the
+//! claim, the generation annotations and the versions of the secrets sent up.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::core::ObjectMeta;
+use serde_json::{Value, json};
+
+use super::{PlanContext, annotation, has_finalizer};
+use crate::keys::Keys;
+use crate::syncable::Syncable;
+
+/// A write to the remote object's metadata, guarded by its resource version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteMetaPatch {
+    /// The resource version the patch was computed from. The API server rejects the patch
+    /// with 409 if the object changed since, so a full finalizer list never clobbers a
+    /// finalizer someone else added meanwhile.
+    pub resource_version: String,
+    /// The whole new finalizer list, when it changes.
+    pub finalizers: Option<Vec<String>>,
+    /// Annotations to set (`Some`) or remove (`None`).
+    pub annotations: BTreeMap<String, Option<String>>,
+}
+
+impl RemoteMetaPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.finalizers.is_none() && self.annotations.is_empty()
+    }
+
+    /// The JSON merge patch body.
+    pub fn to_merge_patch(&self) -> Value {
+        let mut meta = serde_json::Map::new();
+        meta.insert("resourceVersion".into(), json!(self.resource_version));
+        if let Some(f) = &self.finalizers {
+            meta.insert("finalizers".into(), json!(f));
+        }
+        if !self.annotations.is_empty() {
+            meta.insert("annotations".into(), json!(self.annotations));
+        }
+        json!({ "metadata": meta })
+    }
+
+    /// Applies the patch to metadata, as the API server would.
+    pub fn apply_to(&self, meta: &mut ObjectMeta) {
+        if let Some(f) = &self.finalizers {
+            meta.finalizers = (!f.is_empty()).then(|| f.clone());
+        }
+        let annotations = meta.annotations.get_or_insert_with(Default::default);
+        for (k, v) in &self.annotations {
+            match v {
+                Some(v) => annotations.insert(k.clone(), v.clone()),
+                None => annotations.remove(k),
+            };
+        }
+    }
+}
+
+fn copied(map: &Option<BTreeMap<String, String>>, keys: &Keys) -> BTreeMap<String, String> {
+    map.iter()
+        .flatten()
+        .filter(|(k, _)| keys.is_copied(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The label and annotation keys the controller copied last time, from the local object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Managed {
+    #[serde(default)]
+    pub(super) labels: Vec<String>,
+    #[serde(default)]
+    pub(super) annotations: Vec<String>,
+}
+
+impl Managed {
+    /// The keys recorded on an object, or none.
+    pub(super) fn of(meta: &ObjectMeta, keys: &Keys) -> Managed {
+        annotation(meta, &keys.managed)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Merges remote keys into local ones: remote keys win, keys the controller copied before
+/// and the remote dropped are removed, other local keys are kept.
+fn merge(
+    local: &Option<BTreeMap<String, String>>,
+    remote: &BTreeMap<String, String>,
+    previously: &[String],
+) -> BTreeMap<String, String> {
+    let mut out = local.clone().unwrap_or_default();
+    for k in previously {
+        if !remote.contains_key(k) {
+            out.remove(k);
+        }
+    }
+    out.extend(remote.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+pub(super) fn none_if_empty(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!m.is_empty()).then_some(m)
+}
+
+fn managed_annotation(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> String {
+    let m = Managed {
+        labels: labels.keys().cloned().collect(),
+        annotations: annotations.keys().cloned().collect(),
+    };
+    serde_json::to_string(&m).unwrap_or_default()
+}
+
+/// The metadata of a new local copy: the copied labels and annotations and the record of them.
+pub(super) fn new_local_meta(remote: &ObjectMeta, cx: &PlanContext<'_>) -> ObjectMeta {
+    let labels = copied(&remote.labels, cx.keys);
+    let mut annotations = copied(&remote.annotations, cx.keys);
+    let managed = managed_annotation(&labels, &annotations);
+    annotations.insert(cx.keys.managed.clone(), managed);
+    ObjectMeta {
+        name: Some(cx.local_key.name.clone()),
+        namespace: Some(cx.local_key.namespace.clone()),
+        labels: none_if_empty(labels),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The local labels and annotations as they should be, or `None` when they already are.
+pub(super) fn desired_local_meta(
+    remote: &ObjectMeta,
+    local: &ObjectMeta,
+    keys: &Keys,
+) -> Option<LocalMeta> {
+    let previous = Managed::of(local, keys);
+    let remote_labels = copied(&remote.labels, keys);
+    let remote_annotations = copied(&remote.annotations, keys);
+    let labels = merge(&local.labels, &remote_labels, &previous.labels);
+    let mut annotations = merge(
+        &local.annotations,
+        &remote_annotations,
+        &previous.annotations,
+    );
+    annotations.insert(
+        keys.managed.clone(),
+        managed_annotation(&remote_labels, &remote_annotations),
+    );
+    let unchanged = labels == local.labels.clone().unwrap_or_default()
+        && annotations == local.annotations.clone().unwrap_or_default();
+    (!unchanged).then_some(LocalMeta {
+        labels,
+        annotations,
+    })
+}
+
+/// The labels and annotations of a local write.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub(super) struct LocalMeta {
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) annotations: BTreeMap<String, String>,
+}
+
+impl LocalMeta {
+    pub(super) fn of(meta: &ObjectMeta) -> LocalMeta {
+        LocalMeta {
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A comparable record of what was sent, kept when the server did not keep it.
+    pub(super) fn fingerprint(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Whether `answer` kept every key the controller copied in this write.
+    pub(super) fn kept_by(&self, answer: &ObjectMeta, keys: &Keys) -> bool {
+        let got = LocalMeta::of(answer);
+        let managed: Managed = self
+            .annotations
+            .get(&keys.managed)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let same = |sent: &BTreeMap<String, String>, got: &BTreeMap<String, String>, k: &str| {
+            sent.get(k) == got.get(k)
+        };
+        managed
+            .labels
+            .iter()
+            .all(|k| same(&self.labels, &got.labels, k))
+            && managed
+                .annotations
+                .iter()
+                .chain(std::iter::once(&keys.managed))
+                .all(|k| same(&self.annotations, &got.annotations, k))
+    }
+}
+
+pub(super) fn generation_annotation(meta: &ObjectMeta, key: &str) -> Option<i64> {
+    annotation(meta, key)?.parse().ok()
+}
+
+pub(super) fn recorded_secret_versions(meta: &ObjectMeta, keys: &Keys) -> BTreeMap<String, String> {
+    annotation(meta, &keys.secret_versions)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// The finalizer and claim annotation the remote object lacks. Objects claimed by the Go
+/// original or an older version carry the finalizer alone: they get the claim.
+pub(super) fn claim_patch(meta: &ObjectMeta, cx: &PlanContext<'_>) -> RemoteMetaPatch {
+    let keys = cx.keys;
+    let mut patch = RemoteMetaPatch {
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        ..RemoteMetaPatch::default()
+    };
+    if !has_finalizer(meta, keys) {
+        let mut finalizers = meta.finalizers.clone().unwrap_or_default();
+        finalizers.push(keys.finalizer.clone());
+        patch.finalizers = Some(finalizers);
+    }
+    if super::claimed_by(meta, keys) != Some(cx.config.controller_name.as_str()) {
+        patch
+            .annotations
+            .insert(keys.claim.clone(), Some(cx.config.controller_name.clone()));
+    }
+    patch
+}
+
+/// What the remote object's annotations should record.
+pub(super) struct Record<'a> {
+    /// The remote generation whose spec the local copy holds.
+    pub(super) applied: i64,
+    /// The local generation right after that apply.
+    pub(super) local_generation: Option<i64>,
+    /// The secret versions recorded so far.
+    pub(super) recorded: &'a BTreeMap<String, String>,
+    /// The secret versions this pass sent.
+    pub(super) pushed: &'a BTreeMap<String, String>,
+}
+
+/// The generation annotations and sent-secret versions the remote object lacks.
+pub(super) fn remote_meta_patch(
+    meta: &ObjectMeta,
+    record: &Record<'_>,
+    keys: &Keys,
+) -> RemoteMetaPatch {
+    let mut patch = RemoteMetaPatch {
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        ..RemoteMetaPatch::default()
+    };
+    let mut want = |key: &str, value: Option<String>| {
+        if value.is_some() && annotation(meta, key) != value.as_deref() {
+            patch.annotations.insert(key.to_owned(), value);
+        }
+    };
+    want(&keys.remote_generation, Some(record.applied.to_string()));
+    want(
+        &keys.local_generation,
+        record.local_generation.map(|g| g.to_string()),
+    );
+    let mut versions = record.recorded.clone();
+    versions.extend(record.pushed.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if versions != *record.recorded {
+        want(&keys.secret_versions, serde_json::to_string(&versions).ok());
+    }
+    patch
+}
+
+/// The remote secret a local one becomes: data, type, labels and annotations copied, with the
+/// remote object as its controller.
+pub(super) fn remote_secret<K: Syncable>(
+    local: &Secret,
+    remote: &K,
+    cx: &PlanContext<'_>,
+) -> Secret {
+    let name = local.metadata.name.as_deref().unwrap_or_default();
+    let owner = OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: cx.remote_key.name.clone(),
+        uid: remote.meta().uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        // Blocking the owner's deletion would need `update` on its finalizers subresource;
+        // the controller's remote role stays without it.
+        block_owner_deletion: None,
+    };
+    let mut annotations = local.metadata.annotations.clone().unwrap_or_default();
+    annotations.remove(crate::keys::LAST_APPLIED);
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(cx.mapping.remote_secret_name(name)),
+            namespace: Some(cx.remote_key.namespace.clone()),
+            labels: local.metadata.labels.clone(),
+            annotations: none_if_empty(annotations),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        data: local.data.clone(),
+        type_: local.type_.clone(),
+        ..Secret::default()
+    }
+}

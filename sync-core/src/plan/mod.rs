@@ -1,0 +1,420 @@
+//! The pure decision: what one reconcile pass does next, from what it observed.
+
+//!
+//! - [`plan`] decides the next [`Step`] from an [`Observed`] world (this file: the live object,
+//!   spec, status and secrets);
+//! - `namespace.rs` decides whose a namespace is and what clean-up is due;
+//! - `metadata.rs` says what labels and annotations go down and what is recorded remotely;
+//! - [`transition`] is how a write's answer changes what is known. The runtime and the
+//!   simulation both call it, so the model the tests check is the model that runs.
+
+mod metadata;
+mod namespace;
+mod transition;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::ObjectMeta;
+use serde_json::Value;
+
+use crate::config::{Propagation, SyncConfig};
+use crate::keys::Keys;
+use crate::mapping::{Mapping, ObjectKey};
+use crate::syncable::Syncable;
+
+pub use metadata::RemoteMetaPatch;
+pub use namespace::{NamespaceState, Sibling, SiblingRemote};
+pub use transition::{Answer, NotKept, transition};
+
+use metadata::{LocalMeta, Record};
+
+/// A Secret whose `Debug` shows its name and data keys, never its data, so a debug log of an
+/// observation or a step cannot leak it.
+#[derive(Clone, Default, PartialEq)]
+pub struct SecretPayload(pub Secret);
+
+impl std::fmt::Debug for SecretPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self.0.data.iter().flatten().map(|(k, _)| k).collect();
+        f.debug_struct("Secret")
+            .field("namespace", &self.0.metadata.namespace)
+            .field("name", &self.0.metadata.name)
+            .field("resource_version", &self.0.metadata.resource_version)
+            .field("data_keys", &keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is known of the remote object.
+#[derive(Clone, Debug)]
+pub enum RemoteState<K> {
+    /// It exists (perhaps terminating).
+    Present(K),
+    /// It is confirmed gone: an uncached read answered 404. A cache miss, an unreachable API
+    /// or an unfinished initial list never produces this state.
+    Gone,
+}
+
+/// Everything one reconcile pass observed about one remote key.
+#[derive(Clone, Debug)]
+pub struct Observed<K> {
+    /// The remote object.
+    pub remote: RemoteState<K>,
+    /// The local object, if it exists.
+    pub local: Option<K>,
+    /// The local namespace, if it exists.
+    pub namespace: Option<NamespaceState>,
+    /// The controller's other objects that map into the same local namespace. Observed only
+    /// while cleaning up, where it decides whether the namespace is still needed.
+    pub siblings: Vec<Sibling>,
+    /// The configured local secrets that exist and whose controller is the local object, by
+    /// name.
+    pub secrets: BTreeMap<String, SecretPayload>,
+    /// The remote generation whose spec this pass wrote to the local object. A spec that
+    /// local defaulting or admission changes is not written again for that generation, and a
+    /// newer generation (a later answer may carry one) is still compared and applied.
+    pub spec_applied: Option<i64>,
+    /// Local secrets this pass sent up, by name, with the resource version sent.
+    pub pushed_secrets: BTreeMap<String, String>,
+    /// Writes whose answer did not keep what was sent; kept across passes, so the same
+    /// write is sent again only when its source changes.
+    pub unkept: Unkept,
+}
+
+impl<K> Observed<K> {
+    /// What a pass knows before it looked at any sibling, secret or earlier write.
+    pub fn new(
+        remote: RemoteState<K>,
+        local: Option<K>,
+        namespace: Option<NamespaceState>,
+    ) -> Self {
+        Observed {
+            remote,
+            local,
+            namespace,
+            siblings: Vec::new(),
+            secrets: BTreeMap::new(),
+            spec_applied: None,
+            pushed_secrets: BTreeMap::new(),
+            unkept: Unkept::default(),
+        }
+    }
+}
+
+/// Writes the server answered with something other than what was sent: a remote CRD whose
+/// status schema prunes a field (the two clusters' CRDs differ), a local admission policy
+/// that rewrites a copied label. Sending the same again would loop.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Unkept {
+    /// The remote status last sent and not kept.
+    pub status: Option<Value>,
+    /// The local labels and annotations last sent and not kept.
+    pub local_meta: Option<Value>,
+}
+
+/// The fixed inputs of planning for one key.
+#[derive(Clone, Debug)]
+pub struct PlanContext<'a> {
+    /// The configuration.
+    pub config: &'a SyncConfig,
+    /// The keys of its domain.
+    pub keys: &'a Keys,
+    /// The name mapping.
+    pub mapping: &'a Mapping,
+    /// The remote key being reconciled.
+    pub remote_key: &'a ObjectKey,
+    /// Its local key.
+    pub local_key: &'a ObjectKey,
+}
+
+/// The next thing a reconcile pass does.
+#[derive(Clone, Debug)]
+pub enum Step<K> {
+    /// Both sides agree: nothing to write.
+    InSync,
+    /// The object is paused on one side: no writes at all.
+    Paused,
+    /// Something is in progress on the API server (a terminating object or namespace); look
+    /// again shortly.
+    Wait(&'static str),
+    /// Another controller, named here, claimed the remote object: no writes at all. Its
+    /// suffix or prefix overlaps this controller's; the reconciler reports it.
+    ClaimedElsewhere(String),
+    /// Create the local namespace, marked as created by the controller (`sync-owner` names
+    /// the local object, `sync-owner-controller` the controller).
+    CreateNamespace,
+    /// Mark the local namespace, which another controller created, as needed by this one.
+    MarkNamespace,
+    /// Remove this controller's mark from the local namespace: none of its objects needs it.
+    UnmarkNamespace,
+    /// Create the local object, with the spec of the remote generation `spec_of`.
+    CreateLocal {
+        /// The object to create.
+        object: Box<K>,
+        /// The remote generation whose spec it carries.
+        spec_of: Option<i64>,
+    },
+    /// Replace the local object (spec, labels, annotations), guarded by its resource version.
+    UpdateLocal {
+        /// The object as it should be.
+        object: Box<K>,
+        /// The remote generation whose spec it carries.
+        spec_of: Option<i64>,
+    },
+    /// Send a local secret up: update the pre-existing remote secret.
+    PushSecret {
+        /// The local secret's name.
+        name: String,
+        /// Its resource version, recorded on the remote object afterwards.
+        version: String,
+        /// The remote secret to write.
+        remote: Box<SecretPayload>,
+    },
+    /// Write the finalizer and controller annotations of the remote object. The first write
+    /// to a new remote object is this claim, before anything is made locally.
+    PatchRemote(RemoteMetaPatch),
+    /// Write the remote status.
+    PatchRemoteStatus(Value),
+    /// Delete the local namespace (the controller created it and nothing needs it), on the
+    /// condition that it is still the namespace observed: same UID and resource version.
+    DeleteNamespace {
+        /// The UID observed.
+        uid: Option<String>,
+        /// The resource version observed.
+        resource_version: Option<String>,
+    },
+    /// Delete the local object.
+    DeleteLocal(Propagation),
+    /// Clean-up is done: release the remote object.
+    ReleaseFinalizer(RemoteMetaPatch),
+}
+
+impl<K> Step<K> {
+    /// Whether executing the step writes to a cluster.
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_)
+        )
+    }
+
+    /// Whether executing the step deletes something locally.
+    pub fn is_local_delete(&self) -> bool {
+        matches!(self, Step::DeleteNamespace { .. } | Step::DeleteLocal(_))
+    }
+}
+
+fn annotation<'m>(meta: &'m ObjectMeta, key: &str) -> Option<&'m str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Whether an object carries `<domain>/paused: "true"`.
+pub fn is_paused(meta: &ObjectMeta, keys: &Keys) -> bool {
+    annotation(meta, &keys.paused) == Some("true")
+}
+
+fn has_finalizer(meta: &ObjectMeta, keys: &Keys) -> bool {
+    meta.finalizers
+        .iter()
+        .flatten()
+        .any(|f| *f == keys.finalizer)
+}
+
+/// The controller that claimed an object, if any.
+pub fn claimed_by<'m>(meta: &'m ObjectMeta, keys: &Keys) -> Option<&'m str> {
+    annotation(meta, &keys.claim)
+}
+
+fn terminating(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+}
+
+/// Decides the next step for one key.
+///
+/// # Guarantees
+///
+/// - A remote object claimed by another controller gets no write.
+/// - A new remote object is claimed (finalizer and claim annotation, guarded by its resource
+///   version) before anything is made locally, so of two controllers that both match it, the
+///   one that loses the race has made nothing.
+/// - A paused object (on either side) gets no write.
+/// - A namespace is deleted only when the controller created it and nothing needs it: no
+///   object of this controller whose remote is live, paused or unproven gone, and no mark of
+///   another controller (see `namespace.rs` for the whole rule).
+/// - A local object is deleted only when the remote object is gone or terminating, when the
+///   controller has synced it before, and either its namespace is the controller's (and
+///   another object still needs it) or the policy is [`crate::OnRemoteDelete::Resource`].
+/// - The local spec is written at most once per remote change or local drift: the generation
+///   annotations gate the comparison, so a spec that local defaulting changes does not loop.
+/// - `sync-remote-generation` names only a generation whose spec the local copy holds.
+/// - A write the server did not keep is not sent again until its source changes.
+pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+    let keys = cx.keys;
+    let local_paused = obs
+        .local
+        .as_ref()
+        .is_some_and(|l| is_paused(l.meta(), keys));
+    if let RemoteState::Present(remote) = &obs.remote
+        && let Some(owner) = claimed_by(remote.meta(), keys)
+        && owner != cx.config.controller_name
+    {
+        return Step::ClaimedElsewhere(owner.to_owned());
+    }
+    match &obs.remote {
+        RemoteState::Present(remote) if !terminating(remote.meta()) => {
+            if local_paused || is_paused(remote.meta(), keys) {
+                return Step::Paused;
+            }
+            plan_live(remote, obs, cx)
+        }
+        RemoteState::Present(remote) => {
+            // Without our finalizer the object is not ours to hold up; once it is gone the
+            // `Gone` arm cleans up.
+            if !has_finalizer(remote.meta(), keys) {
+                return Step::InSync;
+            }
+            if local_paused || is_paused(remote.meta(), keys) {
+                return Step::Paused;
+            }
+            namespace::plan_cleanup(obs, cx).unwrap_or_else(|| {
+                let mut finalizers = remote.meta().finalizers.clone().unwrap_or_default();
+                finalizers.retain(|f| *f != keys.finalizer);
+                Step::ReleaseFinalizer(RemoteMetaPatch {
+                    resource_version: remote.meta().resource_version.clone().unwrap_or_default(),
+                    finalizers: Some(finalizers),
+                    annotations: BTreeMap::new(),
+                })
+            })
+        }
+        RemoteState::Gone => {
+            if local_paused {
+                return Step::Paused;
+            }
+            namespace::plan_cleanup(obs, cx).unwrap_or(Step::InSync)
+        }
+    }
+}
+
+fn plan_live<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+    let claim = metadata::claim_patch(remote.meta(), cx);
+    if !claim.is_empty() {
+        return Step::PatchRemote(claim);
+    }
+    match &obs.namespace {
+        None => return Step::CreateNamespace,
+        Some(ns) if ns.terminating => {
+            return Step::Wait("waiting for the terminating local namespace to go");
+        }
+        Some(ns) if ns.wants_mark(&cx.config.controller_name) => return Step::MarkNamespace,
+        Some(_) => {}
+    }
+    let Some(local) = &obs.local else {
+        let meta = metadata::new_local_meta(remote.meta(), cx);
+        return Step::CreateLocal {
+            object: Box::new(K::from_parts(meta, K::new_local_spec(remote.spec()))),
+            spec_of: remote.meta().generation,
+        };
+    };
+    if terminating(local.meta()) {
+        return Step::Wait("waiting for the terminating local object to go");
+    }
+    if let Some(step) = update_local(remote, local, obs, cx) {
+        return step;
+    }
+    let recorded = metadata::recorded_secret_versions(remote.meta(), cx.keys);
+    // Here the local spec holds the remote generation's: written by this pass, compared
+    // equal, or (no generation moved) recorded so already.
+    if let Some(applied) = remote.meta().generation {
+        let record = Record {
+            applied,
+            local_generation: local.meta().generation,
+            recorded: &recorded,
+            pushed: &obs.pushed_secrets,
+        };
+        let patch = metadata::remote_meta_patch(remote.meta(), &record, cx.keys);
+        if !patch.is_empty() {
+            return Step::PatchRemote(patch);
+        }
+    }
+    if let Some(status) = status_to_send(remote, local, obs) {
+        return Step::PatchRemoteStatus(status);
+    }
+    // Secrets go last: a remote secret that does not exist yet must not hold up the spec,
+    // the generation annotations or the status.
+    for (name, SecretPayload(secret)) in &obs.secrets {
+        let version = secret.metadata.resource_version.clone().unwrap_or_default();
+        let sent = obs.pushed_secrets.get(name).or_else(|| recorded.get(name));
+        if sent != Some(&version) {
+            return Step::PushSecret {
+                name: name.clone(),
+                version,
+                remote: Box::new(SecretPayload(metadata::remote_secret(secret, remote, cx))),
+            };
+        }
+    }
+    Step::InSync
+}
+
+/// The update the local object needs (spec, labels, annotations), if any.
+fn update_local<K: Syncable>(
+    remote: &K,
+    local: &K,
+    obs: &Observed<K>,
+    cx: &PlanContext<'_>,
+) -> Option<Step<K>> {
+    let generation = remote.meta().generation;
+    let mut desired = local.clone();
+    let mut spec_differs = false;
+    // A spec this pass wrote for this very generation is not compared again: local
+    // defaulting or admission may have changed it, and writing it again would loop.
+    if obs.spec_applied.is_none_or(|g| Some(g) != generation)
+        && spec_check_due(remote, local, cx.keys)
+    {
+        K::copy_spec(remote.spec(), desired.spec_mut());
+        spec_differs =
+            serde_json::to_value(desired.spec()).ok() != serde_json::to_value(local.spec()).ok();
+    }
+    let meta = metadata::desired_local_meta(remote.meta(), local.meta(), cx.keys)
+        // Labels and annotations the server rewrote are not sent again until they change.
+        .filter(|m| obs.unkept.local_meta.as_ref() != Some(&m.fingerprint()));
+    if !spec_differs && meta.is_none() {
+        return None;
+    }
+    if let Some(LocalMeta {
+        labels,
+        annotations,
+    }) = meta
+    {
+        desired.meta_mut().labels = metadata::none_if_empty(labels);
+        desired.meta_mut().annotations = Some(annotations);
+    }
+    // Whichever way the spec got here (copied now, applied earlier this pass, or recorded
+    // as applied with no generation moved since), it is the remote generation's.
+    Some(Step::UpdateLocal {
+        object: Box::new(desired),
+        spec_of: generation,
+    })
+}
+
+/// The spec is compared only when the remote generation moved (a remote change) or the local
+/// generation moved (a local edit) since the last recorded apply. Malformed annotations count
+/// as moved.
+fn spec_check_due<K: Syncable>(remote: &K, local: &K, keys: &Keys) -> bool {
+    use metadata::generation_annotation as recorded;
+    recorded(remote.meta(), &keys.remote_generation) != remote.meta().generation
+        || recorded(remote.meta(), &keys.local_generation) != local.meta().generation
+}
+
+/// The local status, when the remote one differs from it and it was not sent already
+/// without being kept.
+fn status_to_send<K: Syncable>(remote: &K, local: &K, obs: &Observed<K>) -> Option<Value> {
+    let local_status = serde_json::to_value(local.status()?).unwrap_or(Value::Null);
+    let remote_status = remote.status().and_then(|s| serde_json::to_value(s).ok());
+    // `()` is the status of a kind without one: nothing to send.
+    let differs = !local_status.is_null() && remote_status.as_ref() != Some(&local_status);
+    (differs && obs.unkept.status.as_ref() != Some(&local_status)).then_some(local_status)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! Whose a local namespace is, who still needs it, and what clean-up is due when a remote
+//! object goes.
+//!
+//! # The rule
+//!
+//! A controller deletes a local namespace only when all of these hold:
+//! - it created the namespace: the namespace carries `sync-owner` and `sync-owner-controller`
+//!   naming this controller, or (made by the Go original or an earlier version, which wrote
+//!   `sync-owner` alone) `sync-owner` names the very object being cleaned up;
+//! - none of its own synced objects still needs it (see [`Sibling::needs_namespace`]);
+//! - no other controller marked it with `needed-by.<controller>`: a controller adds that mark
+//!   to a namespace some sync controller created, but not itself, before it puts an object
+//!   there, and removes it when none of its objects needs the namespace any more.
+//!
+//! Each controller knows its own objects from its caches; the marks carry what the others
+//! know. Another kind in the same process has its own controller name, so it marks too.
+
+use std::collections::BTreeSet;
+
+use kube::core::ObjectMeta;
+
+use super::{Observed, PlanContext, Step, annotation, terminating};
+use crate::config::OnRemoteDelete;
+use crate::keys::Keys;
+use crate::syncable::Syncable;
+
+/// What is known of the local namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceState {
+    /// The `sync-owner` annotation: the local object a sync controller created it for.
+    pub owner: Option<String>,
+    /// The `sync-owner-controller` annotation: the controller that created it.
+    pub created_by: Option<String>,
+    /// Controllers that marked it with `needed-by.<controller>`.
+    pub needed_by: BTreeSet<String>,
+    /// It is being deleted.
+    pub terminating: bool,
+    /// Its UID, a precondition of its deletion.
+    pub uid: Option<String>,
+    /// Its resource version, a precondition of its deletion: a mark added since the
+    /// decision makes the deletion fail with a conflict instead of deleting a needed namespace.
+    pub resource_version: Option<String>,
+}
+
+impl NamespaceState {
+    /// Reads a namespace's metadata.
+    pub fn from_meta(meta: &ObjectMeta, keys: &Keys) -> Self {
+        let needed_by = meta
+            .annotations
+            .iter()
+            .flatten()
+            .filter_map(|(k, _)| k.strip_prefix(&keys.needed_by_prefix))
+            .map(str::to_owned)
+            .collect();
+        NamespaceState {
+            owner: annotation(meta, &keys.owner).map(str::to_owned),
+            created_by: annotation(meta, &keys.owner_controller).map(str::to_owned),
+            needed_by,
+            terminating: terminating(meta),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+        }
+    }
+
+    /// Whether `controller` created it for the object `local_name`'s clean-up to delete: it
+    /// stamped itself as creator, or the Go original made it for this very object.
+    pub fn is_ours(&self, controller: &str, local_name: &str) -> bool {
+        match &self.created_by {
+            Some(c) => c == controller,
+            None => self.owner.as_deref() == Some(local_name),
+        }
+    }
+
+    /// Whether `controller` must mark it before using it: a sync controller other than
+    /// `controller` created it (or the Go original, whose namespaces have no creator stamp),
+    /// and the mark is not there yet.
+    pub fn wants_mark(&self, controller: &str) -> bool {
+        self.owner.is_some()
+            && self.created_by.as_deref() != Some(controller)
+            && !self.needed_by.contains(controller)
+    }
+
+    /// Whether a controller other than `controller` marked it as needed.
+    pub fn needed_by_another(&self, controller: &str) -> bool {
+        self.needed_by.iter().any(|c| c != controller)
+    }
+}
+
+/// Another object of this controller that maps into the same local namespace, as its caches
+/// show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sibling {
+    /// Its local name.
+    pub local_name: String,
+    /// Its remote object.
+    pub remote: SiblingRemote,
+    /// Its local copy exists.
+    pub has_local: bool,
+}
+
+/// What the cache shows of a sibling's remote object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiblingRemote {
+    /// It exists and is not terminating.
+    Live,
+    /// It exists and is paused on either side: its clean-up waits, so it still needs the
+    /// namespace even while terminating.
+    Paused,
+    /// It is terminating and not paused: its own clean-up is under way.
+    Terminating,
+    /// The cache does not hold it. A cache miss is not proof that it is gone: only that
+    /// object's own pass (an uncached read answering 404) proves it.
+    NotCached,
+}
+
+impl Sibling {
+    /// Reads a sibling from what the caches hold of its remote object and local copy.
+    pub fn from_meta(
+        local_name: impl Into<String>,
+        remote: Option<&ObjectMeta>,
+        local: Option<&ObjectMeta>,
+        keys: &Keys,
+    ) -> Self {
+        let paused = remote
+            .into_iter()
+            .chain(local)
+            .any(|m| super::is_paused(m, keys));
+        let remote = match remote {
+            None => SiblingRemote::NotCached,
+            Some(_) if paused => SiblingRemote::Paused,
+            Some(m) if terminating(m) => SiblingRemote::Terminating,
+            Some(_) => SiblingRemote::Live,
+        };
+        Sibling {
+            local_name: local_name.into(),
+            remote,
+            has_local: local.is_some(),
+        }
+    }
+
+    /// Whether this sibling still needs the namespace: its remote is live or paused, or its
+    /// remote is not cached while its local copy exists (unproven, so kept).
+    pub fn needs_namespace(&self) -> bool {
+        match self.remote {
+            SiblingRemote::Live | SiblingRemote::Paused => true,
+            SiblingRemote::Terminating => false,
+            SiblingRemote::NotCached => self.has_local,
+        }
+    }
+}
+
+/// The local clean-up still due after the remote object went, if any.
+pub(super) fn plan_cleanup<K: Syncable>(
+    obs: &Observed<K>,
+    cx: &PlanContext<'_>,
+) -> Option<Step<K>> {
+    let policy = cx.config.on_remote_delete;
+    if policy == OnRemoteDelete::Orphan {
+        return None;
+    }
+    let me = cx.config.controller_name.as_str();
+    let sibling_needs = obs.siblings.iter().any(Sibling::needs_namespace);
+    let ns = obs.namespace.as_ref();
+    let ours = ns.is_some_and(|n| n.is_ours(me, &cx.local_key.name));
+    if let Some(ns) = ns
+        && ours
+        && !sibling_needs
+        && !ns.needed_by_another(me)
+    {
+        return Some(if ns.terminating {
+            Step::Wait("waiting for the local namespace to be deleted")
+        } else {
+            Step::DeleteNamespace {
+                uid: ns.uid.clone(),
+                resource_version: ns.resource_version.clone(),
+            }
+        });
+    }
+    // In a namespace of ours that another object still needs, the local copy goes alone, so
+    // nothing of the deleted object keeps running; elsewhere only the resource policy deletes.
+    if (ours || policy == OnRemoteDelete::Resource)
+        && let Some(step) = delete_local(obs, cx)
+    {
+        return Some(step);
+    }
+    if let Some(ns) = ns
+        && ns.needed_by.contains(me)
+        && !ns.terminating
+        && !sibling_needs
+    {
+        return Some(Step::UnmarkNamespace);
+    }
+    None
+}
+
+fn delete_local<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {
+    let local = obs.local.as_ref()?;
+    // Only objects the controller has synced carry the managed-keys annotation: an object
+    // someone created by hand under a matching name is never deleted.
+    annotation(local.meta(), &cx.keys.managed)?;
+    Some(if terminating(local.meta()) {
+        Step::Wait("waiting for the local object to be deleted")
+    } else {
+        Step::DeleteLocal(cx.config.propagation)
+    })
+}

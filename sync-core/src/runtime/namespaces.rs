@@ -1,0 +1,123 @@
+//! The namespace steps as API calls: create (stamped with the creator), mark or unmark as
+//! needed, delete on the condition that nothing changed since the decision.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use kube::core::ObjectMeta;
+use serde_json::json;
+use tracing::info;
+
+use super::Inner;
+use crate::error::Error;
+use crate::mapping::ObjectKey;
+use crate::metrics::Cluster;
+use crate::plan::{Answer, NamespaceState};
+use crate::syncable::Syncable;
+
+impl<K: Syncable> Inner<K> {
+    fn namespace_api(&self) -> Api<Namespace> {
+        Api::all(self.local.clone())
+    }
+
+    fn namespace_answer(&self, meta: &ObjectMeta) -> Answer<K> {
+        Answer::Namespace(NamespaceState::from_meta(meta, &self.keys))
+    }
+
+    /// Creates the local namespace, saying for which object and by which controller.
+    pub(super) async fn create_namespace(
+        &self,
+        local_key: &ObjectKey,
+        remote_obj: Option<&K>,
+    ) -> Result<Answer<K>, Error> {
+        let annotations = [
+            (self.keys.owner.clone(), local_key.name.clone()),
+            (
+                self.keys.owner_controller.clone(),
+                self.config.controller_name.clone(),
+            ),
+        ];
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(local_key.namespace.clone()),
+                annotations: Some(annotations.into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let r = self
+            .local_call(self.namespace_api().create(&self.post_params(), &ns))
+            .await;
+        let created = self
+            .write_result(Cluster::Local, r, "create namespace".to_owned(), remote_obj)
+            .await?;
+        self.metrics.wrote(Cluster::Local, "create", "namespaces");
+        info!(namespace = %local_key.namespace, "created local namespace");
+        Ok(self.namespace_answer(&created.metadata))
+    }
+
+    /// Adds (`mark`) or removes this controller's `needed-by` mark. A merge patch of one
+    /// annotation key touches no other controller's mark, so no precondition is needed.
+    pub(super) async fn mark_namespace(
+        &self,
+        mark: bool,
+        local_key: &ObjectKey,
+        remote_obj: Option<&K>,
+    ) -> Result<Answer<K>, Error> {
+        let key = self.keys.needed_by(&self.config.controller_name);
+        let value = mark.then_some("true");
+        let body = json!({ "metadata": { "annotations": { key: value } } });
+        let r = self
+            .local_call(self.namespace_api().patch(
+                &local_key.namespace,
+                &self.patch_params(),
+                &Patch::Merge(body),
+            ))
+            .await;
+        let action = if mark { "mark" } else { "unmark" };
+        let patched = self
+            .write_result(
+                Cluster::Local,
+                r,
+                format!("{action} namespace {}", local_key.namespace),
+                remote_obj,
+            )
+            .await?;
+        self.metrics.wrote(Cluster::Local, "patch", "namespaces");
+        info!(namespace = %local_key.namespace, mark, "marked local namespace as needed");
+        Ok(self.namespace_answer(&patched.metadata))
+    }
+
+    /// Deletes the local namespace if it is still the one observed: a namespace re-created
+    /// under the same name, or marked by another controller since, fails with a conflict.
+    pub(super) async fn delete_namespace(
+        &self,
+        preconditions: Preconditions,
+        local_key: &ObjectKey,
+        remote_obj: Option<&K>,
+    ) -> Result<Answer<K>, Error> {
+        self.take_budget(remote_obj).await?;
+        let dp = DeleteParams {
+            preconditions: Some(preconditions),
+            ..DeleteParams::default()
+        };
+        let answer = match self
+            .local_call(self.namespace_api().delete(&local_key.namespace, &dp))
+            .await
+        {
+            Ok(either) => match either.left() {
+                Some(ns) => self.namespace_answer(&ns.metadata),
+                None => Answer::Gone,
+            },
+            Err(kube::Error::Api(s)) if s.code == 404 => Answer::Gone,
+            Err(source) => {
+                return Err(Error::Local {
+                    action: format!("delete namespace {}", local_key.namespace),
+                    source,
+                });
+            }
+        };
+        self.metrics.wrote(Cluster::Local, "delete", "namespaces");
+        info!(namespace = %local_key.namespace, "deleting local namespace");
+        Ok(answer)
+    }
+}
