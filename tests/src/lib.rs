@@ -45,6 +45,7 @@ mod plane;
 mod process;
 pub mod second_kind;
 mod shared;
+pub mod skew;
 
 pub use audit::{AuditEvent, AuditMark};
 pub use binaries::Binaries;
