@@ -1,0 +1,165 @@
+//! A remote object that went: which namespace and copy go, and which stay.
+
+use super::*;
+
+fn gone(f: &Fixture, owned: bool, sibling: bool) -> Observed<Thing> {
+    let r = claimed(remote(3), 1);
+    let l = f.local_from(&r, 1);
+    let mut o = observed(r, Some(l));
+    o.remote = RemoteState::Gone;
+    o.namespace = Some(ns_state(owned, false));
+    if sibling {
+        o.siblings.push(live_sibling());
+    }
+    o
+}
+
+#[test]
+fn remote_delete_deletes_an_owned_namespace_without_live_siblings() {
+    let f = default_fixture();
+    assert!(matches!(
+        plan(&gone(&f, true, false), &f.cx()),
+        Step::DeleteNamespace { .. }
+    ));
+}
+
+#[test]
+fn remote_delete_keeps_namespace_shared_with_live_sibling_and_deletes_only_the_local_copy() {
+    let f = default_fixture();
+    assert!(matches!(
+        plan(&gone(&f, true, true), &f.cx()),
+        Step::DeleteLocal(Propagation::Foreground)
+    ));
+    let mut o = gone(&f, true, true);
+    o.local = None;
+    assert!(matches!(plan(&o, &f.cx()), Step::InSync));
+}
+
+#[test]
+fn remote_delete_deletes_nothing_in_a_namespace_the_controller_did_not_create() {
+    let f = default_fixture();
+    assert!(matches!(
+        plan(&gone(&f, false, false), &f.cx()),
+        Step::InSync
+    ));
+    let f = fixture(
+        default_fixture()
+            .config
+            .on_remote_delete(OnRemoteDelete::Resource)
+            .propagation(Propagation::Background),
+    );
+    assert!(matches!(
+        plan(&gone(&f, false, false), &f.cx()),
+        Step::DeleteLocal(Propagation::Background)
+    ));
+    let f = fixture(
+        default_fixture()
+            .config
+            .on_remote_delete(OnRemoteDelete::Orphan),
+    );
+    assert!(matches!(
+        plan(&gone(&f, true, false), &f.cx()),
+        Step::InSync
+    ));
+}
+
+#[test]
+fn the_resource_policy_never_deletes_a_local_object_the_controller_did_not_sync() {
+    let f = fixture(
+        default_fixture()
+            .config
+            .on_remote_delete(OnRemoteDelete::Resource),
+    );
+    let mut o = gone(&f, false, false);
+    o.local.as_mut().unwrap().metadata.annotations = None;
+    assert!(matches!(plan(&o, &f.cx()), Step::InSync));
+}
+
+#[test]
+fn a_terminating_remote_waits_for_the_namespace_then_releases_only_its_finalizer() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let mut o = observed(r, None);
+    o.namespace = Some(ns_state(true, true));
+    assert!(matches!(plan(&o, &f.cx()), Step::Wait(_)));
+    o.namespace = None;
+    let Step::ReleaseFinalizer(p) = plan(&o, &f.cx()) else {
+        panic!()
+    };
+    assert_eq!(p.finalizers, Some(vec!["other/finalizer".to_string()]));
+    assert_eq!(p.resource_version, "100");
+}
+
+/// Finding 2: what protects a namespace the controller created.
+#[test]
+fn a_namespace_is_kept_for_a_paused_uncached_or_marked_sibling_and_the_copy_goes_alone() {
+    let f = default_fixture();
+    let keys = Keys::new(D);
+    let paused_meta = ObjectMeta {
+        annotations: Some([(format!("{D}/paused"), "true".to_string())].into()),
+        deletion_timestamp: Some(Time(Default::default())),
+        ..ObjectMeta::default()
+    };
+    let local_meta = ObjectMeta::default();
+    let cases = [
+        Sibling::from_meta("p", Some(&paused_meta), None, &keys),
+        Sibling::from_meta("u", None, Some(&local_meta), &keys),
+        Sibling::from_meta("n", Some(&local_meta), None, &keys),
+    ];
+    for sibling in cases {
+        let mut o = gone(&f, true, false);
+        o.siblings.push(sibling.clone());
+        assert!(
+            matches!(
+                plan(&o, &f.cx()),
+                Step::DeleteLocal(Propagation::Foreground)
+            ),
+            "{sibling:?}"
+        );
+    }
+    let mut o = gone(&f, true, false);
+    o.namespace
+        .as_mut()
+        .unwrap()
+        .needed_by
+        .insert("other-kind-sync".into());
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteLocal(_)));
+    // A terminating, unpaused sibling is on its way out: it does not hold the namespace.
+    let going = ObjectMeta {
+        deletion_timestamp: Some(Time(Default::default())),
+        ..ObjectMeta::default()
+    };
+    let mut o = gone(&f, true, false);
+    o.siblings.push(Sibling::from_meta(
+        "g",
+        Some(&going),
+        Some(&local_meta),
+        &keys,
+    ));
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
+}
+
+#[test]
+fn a_namespace_another_controller_or_the_go_original_made_is_marked_and_unmarked() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 1);
+    let mut o = observed(r, None);
+    o.namespace = Some(NamespaceState {
+        owner: Some("someone".into()),
+        created_by: Some("other-kind-sync".into()),
+        ..NamespaceState::default()
+    });
+    assert!(matches!(plan(&o, &f.cx()), Step::MarkNamespace));
+    o.namespace.as_mut().unwrap().needed_by.insert("t".into());
+    assert!(matches!(plan(&o, &f.cx()), Step::CreateLocal { .. }));
+    // Gone: never deletes another controller's namespace, and takes its mark away.
+    o.remote = RemoteState::Gone;
+    assert!(matches!(plan(&o, &f.cx()), Step::UnmarkNamespace));
+    // The Go original's namespace for this very object (no creator stamp) is ours to delete.
+    o.namespace = Some(NamespaceState {
+        owner: Some("db".into()),
+        ..NamespaceState::default()
+    });
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
+}
