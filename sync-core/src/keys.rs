@@ -8,6 +8,10 @@ pub struct Keys {
     pub remote_generation: String,
     /// Annotation on the remote object: local `metadata.generation` right after that apply.
     pub local_generation: String,
+    /// Annotation on the remote object: the UID of the local object that `local_generation`
+    /// counts, so a local copy deleted and re-created (its generation starts again at 1) is
+    /// never mistaken for the one recorded. (Not in the original.)
+    pub local_uid: String,
     /// Finalizer on the remote object.
     pub finalizer: String,
     /// Annotation on a local namespace the controller created; its value is the local name.
@@ -48,6 +52,7 @@ impl Keys {
         Keys {
             remote_generation: k("sync-remote-generation"),
             local_generation: k("sync-local-generation"),
+            local_uid: k("sync-local-uid"),
             finalizer: k("sync-local"),
             owner: k("sync-owner"),
             owner_controller: k("sync-owner-controller"),

@@ -3,7 +3,8 @@
 //! The controller never needs cluster-admin. On the remote cluster it reads and patches the
 //! synced kind, patches its status, *updates* (never creates, never reads) the remote secrets
 //! it sends up, and records events. On the local cluster it manages the synced kind, creates
-//! and deletes the namespaces it owns, and reads secrets.
+//! and deletes the namespaces it owns, marks the ones another controller made as needed, and
+//! reads secrets.
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kube::core::ObjectMeta;

@@ -64,9 +64,11 @@ fn the_emitted_rules_are_exactly_the_minimal_lists() {
             "acme.test/databases".to_owned(),
             set(&["get", "list", "watch", "create", "update", "delete"]),
         ),
+        // `patch` only adds or removes this controller's `needed-by` mark on a namespace
+        // another controller created.
         (
             "/namespaces".to_owned(),
-            set(&["list", "watch", "create", "delete"]),
+            set(&["list", "watch", "create", "patch", "delete"]),
         ),
         // The local secrets it sends up are read from a watch; never written.
         ("/secrets".to_owned(), set(&["list", "watch"])),

@@ -233,12 +233,28 @@ pub(super) fn claim_patch(meta: &ObjectMeta, cx: &PlanContext<'_>) -> RemoteMeta
     patch
 }
 
+/// Removes the record of a local copy (its generation and UID), once the copy is gone.
+pub(super) fn forget_local(meta: &ObjectMeta, keys: &Keys) -> RemoteMetaPatch {
+    let mut patch = RemoteMetaPatch {
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        ..RemoteMetaPatch::default()
+    };
+    for key in [&keys.local_generation, &keys.local_uid] {
+        if annotation(meta, key).is_some() {
+            patch.annotations.insert(key.clone(), None);
+        }
+    }
+    patch
+}
+
 /// What the remote object's annotations should record.
 pub(super) struct Record<'a> {
     /// The remote generation whose spec the local copy holds.
     pub(super) applied: i64,
     /// The local generation right after that apply.
     pub(super) local_generation: Option<i64>,
+    /// The UID of the local object that generation counts.
+    pub(super) local_uid: Option<&'a str>,
     /// The secret versions recorded so far.
     pub(super) recorded: &'a BTreeMap<String, String>,
     /// The secret versions this pass sent.
@@ -265,6 +281,7 @@ pub(super) fn remote_meta_patch(
         &keys.local_generation,
         record.local_generation.map(|g| g.to_string()),
     );
+    want(&keys.local_uid, record.local_uid.map(str::to_owned));
     let mut versions = record.recorded.clone();
     versions.extend(record.pushed.iter().map(|(k, v)| (k.clone(), v.clone())));
     if versions != *record.recorded {

@@ -65,9 +65,11 @@ pub struct Observed<K> {
     pub local: Option<K>,
     /// The local namespace, if it exists.
     pub namespace: Option<NamespaceState>,
-    /// The controller's other objects that map into the same local namespace. Observed only
-    /// while cleaning up, where it decides whether the namespace is still needed.
-    pub siblings: Vec<Sibling>,
+    /// The controller's other objects that map into the same local namespace, when observed:
+    /// a pass reads them when it starts on a remote object that is gone or terminating. A
+    /// clean-up that finds them unobserved (the remote object turned terminating during the
+    /// pass) waits for a pass that reads them; it never takes "not looked at" for "none".
+    pub siblings: Option<Vec<Sibling>>,
     /// The configured local secrets that exist and whose controller is the local object, by
     /// name.
     pub secrets: BTreeMap<String, SecretPayload>,
@@ -93,7 +95,7 @@ impl<K> Observed<K> {
             remote,
             local,
             namespace,
-            siblings: Vec::new(),
+            siblings: None,
             secrets: BTreeMap::new(),
             spec_applied: None,
             pushed_secrets: BTreeMap::new(),
@@ -108,9 +110,27 @@ impl<K> Observed<K> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Unkept {
     /// The remote status last sent and not kept.
-    pub status: Option<Value>,
+    pub status: Option<NotKeptWrite>,
     /// The local labels and annotations last sent and not kept.
-    pub local_meta: Option<Value>,
+    pub local_meta: Option<NotKeptWrite>,
+}
+
+/// One write the server did not keep: what was sent, and what it stored instead. The same
+/// write is held back only while both still hold: the source still asks for `sent`, and the
+/// target still holds `stored` (an object re-created or edited since gets the write again).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotKeptWrite {
+    /// What was sent.
+    pub sent: Value,
+    /// What the server stored instead.
+    pub stored: Value,
+}
+
+impl NotKeptWrite {
+    /// Whether sending `sent` to a target that holds `current` would repeat this write.
+    pub fn repeats(held: Option<&NotKeptWrite>, sent: &Value, current: &Value) -> bool {
+        held.is_some_and(|w| w.sent == *sent && w.stored == *current)
+    }
 }
 
 /// The fixed inputs of planning for one key.
@@ -310,6 +330,13 @@ fn plan_live<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -
         Some(_) => {}
     }
     let Some(local) = &obs.local else {
+        // A record of a local copy that is gone goes first: the new copy's generation counts
+        // again from 1 and could meet the old record, claiming currency for a spec never
+        // checked, if the new record could not be written after the create.
+        let forget = metadata::forget_local(remote.meta(), cx.keys);
+        if !forget.is_empty() {
+            return Step::PatchRemote(forget);
+        }
         let meta = metadata::new_local_meta(remote.meta(), cx);
         return Step::CreateLocal {
             object: Box::new(K::from_parts(meta, K::new_local_spec(remote.spec()))),
@@ -329,6 +356,7 @@ fn plan_live<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -
         let record = Record {
             applied,
             local_generation: local.meta().generation,
+            local_uid: local.meta().uid.as_deref(),
             recorded: &recorded,
             pushed: &obs.pushed_secrets,
         };
@@ -375,9 +403,12 @@ fn update_local<K: Syncable>(
         spec_differs =
             serde_json::to_value(desired.spec()).ok() != serde_json::to_value(local.spec()).ok();
     }
+    let current = LocalMeta::of(local.meta()).fingerprint();
     let meta = metadata::desired_local_meta(remote.meta(), local.meta(), cx.keys)
         // Labels and annotations the server rewrote are not sent again until they change.
-        .filter(|m| obs.unkept.local_meta.as_ref() != Some(&m.fingerprint()));
+        .filter(|m| {
+            !NotKeptWrite::repeats(obs.unkept.local_meta.as_ref(), &m.fingerprint(), &current)
+        });
     if !spec_differs && meta.is_none() {
         return None;
     }
@@ -398,22 +429,28 @@ fn update_local<K: Syncable>(
 }
 
 /// The spec is compared only when the remote generation moved (a remote change) or the local
-/// generation moved (a local edit) since the last recorded apply. Malformed annotations count
-/// as moved.
+/// generation moved (a local edit) since the last recorded apply, or the local object is not
+/// the one recorded (re-created, its generation counts again from 1). Malformed or missing
+/// annotations count as moved.
 fn spec_check_due<K: Syncable>(remote: &K, local: &K, keys: &Keys) -> bool {
     use metadata::generation_annotation as recorded;
     recorded(remote.meta(), &keys.remote_generation) != remote.meta().generation
         || recorded(remote.meta(), &keys.local_generation) != local.meta().generation
+        || annotation(remote.meta(), &keys.local_uid) != local.meta().uid.as_deref()
 }
 
 /// The local status, when the remote one differs from it and it was not sent already
 /// without being kept.
 fn status_to_send<K: Syncable>(remote: &K, local: &K, obs: &Observed<K>) -> Option<Value> {
     let local_status = serde_json::to_value(local.status()?).unwrap_or(Value::Null);
-    let remote_status = remote.status().and_then(|s| serde_json::to_value(s).ok());
+    let remote_status = remote
+        .status()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
     // `()` is the status of a kind without one: nothing to send.
-    let differs = !local_status.is_null() && remote_status.as_ref() != Some(&local_status);
-    (differs && obs.unkept.status.as_ref() != Some(&local_status)).then_some(local_status)
+    let differs = !local_status.is_null() && remote_status != local_status;
+    let repeats = NotKeptWrite::repeats(obs.unkept.status.as_ref(), &local_status, &remote_status);
+    (differs && !repeats).then_some(local_status)
 }
 
 #[cfg(test)]

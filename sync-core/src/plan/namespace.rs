@@ -159,7 +159,12 @@ pub(super) fn plan_cleanup<K: Syncable>(
         return None;
     }
     let me = cx.config.controller_name.as_str();
-    let sibling_needs = obs.siblings.iter().any(Sibling::needs_namespace);
+    let Some(siblings) = &obs.siblings else {
+        return Some(Step::Wait(
+            "the remote object turned terminating during the pass; the next pass reads its siblings",
+        ));
+    };
+    let sibling_needs = siblings.iter().any(Sibling::needs_namespace);
     let ns = obs.namespace.as_ref();
     let ours = ns.is_some_and(|n| n.is_ours(me, &cx.local_key.name));
     if let Some(ns) = ns

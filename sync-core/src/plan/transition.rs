@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::metadata::LocalMeta;
-use super::{NamespaceState, Observed, PlanContext, RemoteState, Step};
+use super::{NamespaceState, NotKeptWrite, Observed, PlanContext, RemoteState, Step};
 use crate::syncable::Syncable;
 
 /// What the API server answered to a step's write.
@@ -85,11 +85,16 @@ pub fn transition<K: Syncable>(
             }
             let sent = LocalMeta::of(object.meta());
             let kept = sent.kept_by(stored.meta(), cx.keys);
+            let got = LocalMeta::of(stored.meta()).fingerprint();
             obs.local = Some(stored);
+            let write = NotKeptWrite {
+                sent: sent.fingerprint(),
+                stored: got,
+            };
             return remember(
                 &mut obs.unkept.local_meta,
                 kept,
-                sent.fingerprint(),
+                write,
                 NotKept::LocalMetadata,
             );
         }
@@ -97,15 +102,17 @@ pub fn transition<K: Syncable>(
             obs.remote = RemoteState::Present(stored);
         }
         (Step::PatchRemoteStatus(sent), Answer::Object(stored)) => {
-            let got = stored.status().and_then(|s| serde_json::to_value(s).ok());
-            let kept = got.as_ref() == Some(sent);
+            let got = stored
+                .status()
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or(Value::Null);
+            let kept = got == *sent;
             obs.remote = RemoteState::Present(stored);
-            return remember(
-                &mut obs.unkept.status,
-                kept,
-                sent.clone(),
-                NotKept::RemoteStatus,
-            );
+            let write = NotKeptWrite {
+                sent: sent.clone(),
+                stored: got,
+            };
+            return remember(&mut obs.unkept.status, kept, write, NotKept::RemoteStatus);
         }
         (Step::PushSecret { name, version, .. }, Answer::Done) => {
             obs.pushed_secrets.insert(name.clone(), version.clone());
@@ -119,12 +126,17 @@ pub fn transition<K: Syncable>(
 
 /// Records a write that was not kept (or forgets one that now was); reports it only when it
 /// is new, so a source that does not change gets one report.
-fn remember(slot: &mut Option<Value>, kept: bool, sent: Value, what: NotKept) -> Option<NotKept> {
+fn remember(
+    slot: &mut Option<NotKeptWrite>,
+    kept: bool,
+    write: NotKeptWrite,
+    what: NotKept,
+) -> Option<NotKept> {
     if kept {
         *slot = None;
         return None;
     }
-    let new = slot.as_ref() != Some(&sent);
-    *slot = Some(sent);
+    let new = slot.as_ref() != Some(&write);
+    *slot = Some(write);
     new.then_some(what)
 }

@@ -80,7 +80,7 @@ impl<K: Syncable> Inner<K> {
         let mut obs = Observed::new(remote, local, namespace);
         obs.secrets = secrets;
         if cleaning_up {
-            obs.siblings = self.siblings(local_key);
+            obs.siblings = Some(self.siblings(local_key));
         }
         Ok(Some(obs))
     }

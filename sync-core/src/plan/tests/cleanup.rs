@@ -9,7 +9,7 @@ fn gone(f: &Fixture, owned: bool, sibling: bool) -> Observed<Thing> {
     o.remote = RemoteState::Gone;
     o.namespace = Some(ns_state(owned, false));
     if sibling {
-        o.siblings.push(live_sibling());
+        o.siblings.get_or_insert_with(Vec::new).push(live_sibling());
     }
     o
 }
@@ -109,7 +109,9 @@ fn a_namespace_is_kept_for_a_paused_uncached_or_marked_sibling_and_the_copy_goes
     ];
     for sibling in cases {
         let mut o = gone(&f, true, false);
-        o.siblings.push(sibling.clone());
+        o.siblings
+            .get_or_insert_with(Vec::new)
+            .push(sibling.clone());
         assert!(
             matches!(
                 plan(&o, &f.cx()),
@@ -131,19 +133,21 @@ fn a_namespace_is_kept_for_a_paused_uncached_or_marked_sibling_and_the_copy_goes
         ..ObjectMeta::default()
     };
     let mut o = gone(&f, true, false);
-    o.siblings.push(Sibling::from_meta(
-        "g",
-        Some(&going),
-        Some(&local_meta),
-        &keys,
-    ));
+    o.siblings
+        .get_or_insert_with(Vec::new)
+        .push(Sibling::from_meta(
+            "g",
+            Some(&going),
+            Some(&local_meta),
+            &keys,
+        ));
     assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
 }
 
 #[test]
 fn a_namespace_another_controller_or_the_go_original_made_is_marked_and_unmarked() {
     let f = default_fixture();
-    let r = claimed(remote(3), 1);
+    let r = claim_only(remote(3));
     let mut o = observed(r, None);
     o.namespace = Some(NamespaceState {
         owner: Some("someone".into()),

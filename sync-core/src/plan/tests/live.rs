@@ -325,3 +325,21 @@ fn a_controlled_secret_goes_up_with_the_remote_object_as_controller_then_its_ver
         Some(r#"{"creds":"55"}"#.into())
     );
 }
+
+/// A local copy deleted by someone: its record goes before a new copy is made, so the new
+/// copy's generation (from 1 again) can never meet the old record.
+#[test]
+fn a_recreated_local_copy_first_forgets_the_old_record() {
+    let f = default_fixture();
+    let r = claimed(remote(3), 2);
+    let o = observed(r, None);
+    let Step::PatchRemote(p) = plan(&o, &f.cx()) else {
+        panic!("{:?}", plan(&o, &f.cx()))
+    };
+    assert_eq!(p.annotations[&format!("{D}/sync-local-generation")], None);
+    assert_eq!(p.annotations[&format!("{D}/sync-local-uid")], None);
+    assert!(
+        !p.annotations
+            .contains_key(&format!("{D}/sync-remote-generation"))
+    );
+}

@@ -115,6 +115,7 @@ fn claimed(r: Thing, local_gen: i64) -> Thing {
     let a = r.metadata.annotations.get_or_insert_with(Default::default);
     a.insert(format!("{D}/sync-remote-generation"), g.to_string());
     a.insert(format!("{D}/sync-local-generation"), local_gen.to_string());
+    a.insert(format!("{D}/sync-local-uid"), "local-uid".into());
     r
 }
 
@@ -168,11 +169,13 @@ impl Fixture {
 }
 
 fn observed(remote: Thing, local: Option<Thing>) -> Observed<Thing> {
-    Observed::new(
+    let mut o = Observed::new(
         RemoteState::Present(remote),
         local,
         Some(ns_state(true, false)),
-    )
+    );
+    o.siblings = Some(Vec::new());
+    o
 }
 
 /// A local namespace as this controller created it for `db` (`owned`), or one it did not.

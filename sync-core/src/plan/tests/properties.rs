@@ -80,8 +80,9 @@ fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
                 (l_state != 2).then_some(l),
                 (ns_kind != 2).then_some(ns_state(ns_owned, ns_kind == 1)),
             );
+            o.siblings = Some(Vec::new());
             if sibling {
-                o.siblings.push(live_sibling());
+                o.siblings.get_or_insert_with(Vec::new).push(live_sibling());
             }
             (o, config)
         })
@@ -93,7 +94,7 @@ proptest! {
         let f = fixture(config);
         if matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
-            prop_assert!(ns.is_ours("t", "db") && o.siblings.is_empty() && !ns.terminating);
+            prop_assert!(ns.is_ours("t", "db") && o.siblings.as_ref().is_some_and(Vec::is_empty) && !ns.terminating);
             prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
         }
     }
@@ -328,7 +329,7 @@ proptest! {
         };
         if matches!(step, Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
-            prop_assert!(going && ns.is_ours("t", "db") && !ns.terminating && o.siblings.is_empty());
+            prop_assert!(going && ns.is_ours("t", "db") && !ns.terminating && o.siblings.as_ref().is_some_and(Vec::is_empty));
         }
         if step.is_local_delete() {
             prop_assert!(going, "{step:?}");
