@@ -289,13 +289,13 @@ pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
             plan_live(remote, obs, cx)
         }
         RemoteState::Present(remote) => {
-            // Without our finalizer the object is not ours to hold up; once it is gone the
-            // `Gone` arm cleans up.
-            if !has_finalizer(remote.meta(), keys) {
-                return Step::InSync;
-            }
             if local_paused || is_paused(remote.meta(), keys) {
                 return Step::Paused;
+            }
+            // Without our finalizer the object is not ours to hold up: released, or never
+            // claimed. What is left is taking our mark off a namespace we used.
+            if !has_finalizer(remote.meta(), keys) {
+                return namespace::plan_unmark(obs, cx).unwrap_or(Step::InSync);
             }
             namespace::plan_cleanup(obs, cx).unwrap_or_else(|| {
                 let mut finalizers = remote.meta().finalizers.clone().unwrap_or_default();
@@ -311,7 +311,9 @@ pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
             if local_paused {
                 return Step::Paused;
             }
-            namespace::plan_cleanup(obs, cx).unwrap_or(Step::InSync)
+            namespace::plan_cleanup(obs, cx)
+                .or_else(|| namespace::plan_unmark(obs, cx))
+                .unwrap_or(Step::InSync)
         }
     }
 }

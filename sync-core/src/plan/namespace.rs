@@ -80,6 +80,18 @@ impl NamespaceState {
             && !self.needed_by.contains(controller)
     }
 
+    /// The fresher of what the cache holds and what this controller's own last write to the
+    /// namespace answered, by resource version. A controller's keys share their namespaces:
+    /// one key's pass may have just removed the controller's mark while the cache still shows
+    /// it, and another key's pass must not then believe the mark is there.
+    pub fn fresher(cached: Option<NamespaceState>, own: Option<&NamespaceState>) -> Option<Self> {
+        let rv = |n: &NamespaceState| n.resource_version.as_deref()?.parse::<u64>().ok();
+        match (cached, own) {
+            (Some(c), Some(o)) if c.uid == o.uid && rv(o) > rv(&c) => Some(o.clone()),
+            (cached, _) => cached,
+        }
+    }
+
     /// Whether a controller other than `controller` marked it as needed.
     pub fn needed_by_another(&self, controller: &str) -> bool {
         self.needed_by.iter().any(|c| c != controller)
@@ -188,14 +200,20 @@ pub(super) fn plan_cleanup<K: Syncable>(
     {
         return Some(step);
     }
-    if let Some(ns) = ns
-        && ns.needed_by.contains(me)
-        && !ns.terminating
-        && !sibling_needs
-    {
-        return Some(Step::UnmarkNamespace);
-    }
     None
+}
+
+/// Takes this controller's mark off the namespace once the object is released (or gone) and
+/// none of its siblings needs the namespace. The mark goes after the release, not before: a
+/// pause that arrives between the two would otherwise leave a paused object that still holds
+/// our finalizer in a namespace nothing protects. A crash between the two leaves the mark,
+/// which keeps the namespace: the safe side.
+pub(super) fn plan_unmark<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {
+    let me = cx.config.controller_name.as_str();
+    let ns = obs.namespace.as_ref()?;
+    let siblings = obs.siblings.as_ref()?;
+    let needed = siblings.iter().any(Sibling::needs_namespace);
+    (ns.needed_by.contains(me) && !ns.terminating && !needed).then_some(Step::UnmarkNamespace)
 }
 
 fn delete_local<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {

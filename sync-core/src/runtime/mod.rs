@@ -311,6 +311,9 @@ struct Inner<K> {
     /// Per key, the writes the server did not keep, so they are not sent again until their
     /// source changes (see [`crate::plan::Unkept`]).
     unkept: Mutex<HashMap<ObjectKey, crate::plan::Unkept>>,
+    /// Each local namespace as this controller's own last write to it left it, until the
+    /// cache catches up: the keys of a namespace share its marks.
+    own_namespaces: Mutex<HashMap<String, crate::plan::NamespaceState>>,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -366,6 +369,7 @@ impl<K: Syncable> Inner<K> {
             paused: Mutex::default(),
             claimed_elsewhere: Mutex::default(),
             unkept: Mutex::default(),
+            own_namespaces: Mutex::default(),
             config,
             _kind: PhantomData,
         });

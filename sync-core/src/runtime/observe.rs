@@ -9,7 +9,7 @@ use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Inner;
-use super::state::key_of;
+use super::state::{key_of, lock};
 use crate::error::Error;
 use crate::mapping::ObjectKey;
 use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling};
@@ -102,10 +102,16 @@ impl<K: Syncable> Inner<K> {
         let local_dyn = self.local_store.get(
             &ObjectRef::new_with(&local_key.name, self.ar.clone()).within(&local_key.namespace),
         );
-        let namespace = self
+        let cached = self
             .namespaces
             .get(&ObjectRef::new(&local_key.namespace))
             .map(|ns| NamespaceState::from_meta(&ns.metadata, &self.keys));
+        let mut own = lock(&self.own_namespaces);
+        let namespace = NamespaceState::fresher(cached.clone(), own.get(&local_key.namespace));
+        if namespace == cached {
+            // The cache has caught up with this controller's own write (or never lagged).
+            own.remove(&local_key.namespace);
+        }
         (remote_dyn, local_dyn, namespace)
     }
 

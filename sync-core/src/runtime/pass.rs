@@ -15,7 +15,7 @@ use super::state::lock;
 use crate::error::Error;
 use crate::leader::LeaderElection;
 use crate::mapping::ObjectKey;
-use crate::plan::{Observed, PlanContext, RemoteState, Step, Unkept, plan, transition};
+use crate::plan::{Answer, Observed, PlanContext, RemoteState, Step, Unkept, plan, transition};
 use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::Syncable;
@@ -195,6 +195,10 @@ impl<K: Syncable> Inner<K> {
                 }
                 step => {
                     let answer = self.execute(&step, obs, key, cx.local_key).await?;
+                    if let Answer::Namespace(ns) = &answer {
+                        lock(&self.own_namespaces)
+                            .insert(cx.local_key.namespace.clone(), ns.clone());
+                    }
                     if let Some(what) = transition(obs, &step, answer, cx) {
                         self.report_not_kept(what, obs).await;
                     }

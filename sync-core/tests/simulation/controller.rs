@@ -80,6 +80,9 @@ pub struct Controller {
     /// The resource versions of its last writes per key (remote, local), until the cache
     /// shows them.
     pub written: BTreeMap<ObjectKey, (u64, u64)>,
+    /// Each local namespace as the controller's own last write left it, until the cache
+    /// catches up (as `own_namespaces` in the runtime).
+    pub own_namespaces: BTreeMap<String, NamespaceState>,
 }
 
 impl Controller {
@@ -99,6 +102,7 @@ impl Controller {
             known: BTreeSet::new(),
             unkept: BTreeMap::new(),
             written: BTreeMap::new(),
+            own_namespaces: BTreeMap::new(),
         };
         c.known = c.remote.keys().cloned().collect();
         let from_local: Vec<ObjectKey> = c
@@ -188,10 +192,17 @@ impl Controller {
             self.written.remove(key);
         }
         let keys = &self.setup.keys;
-        let namespace = self
+        let cached = self
             .namespaces
             .get(&local_key.namespace)
             .map(|m| NamespaceState::from_meta(m, keys));
+        let namespace = NamespaceState::fresher(
+            cached.clone(),
+            self.own_namespaces.get(&local_key.namespace),
+        );
+        if namespace == cached {
+            self.own_namespaces.remove(&local_key.namespace);
+        }
         let me = self.setup.name();
         let remote = match remote {
             Some(r) => RemoteState::Present(r),

@@ -210,6 +210,11 @@ impl World {
             describe_answer(&answer)
         ));
         let t = target(step);
+        if let Answer::Namespace(ns) = &answer {
+            self.ctrls[kind]
+                .own_namespaces
+                .insert(local_key.namespace.clone(), ns.clone());
+        }
         if let Answer::Object(o) = &answer {
             let remote_side = matches!(t, Target::Status | Target::RemoteMeta);
             self.ctrls[kind].remember(key, remote_side, &o.metadata);

@@ -167,3 +167,42 @@ fn a_namespace_another_controller_or_the_go_original_made_is_marked_and_unmarked
     });
     assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
 }
+
+/// The keys of a namespace share its marks: a pass must see this controller's own last write
+/// to the namespace even when the cache does not show it yet.
+#[test]
+fn the_controllers_own_namespace_write_wins_over_an_older_cache() {
+    let cached = NamespaceState {
+        owner: Some("x".into()),
+        created_by: Some("other".into()),
+        needed_by: ["t".to_string()].into(),
+        uid: Some("u".into()),
+        resource_version: Some("9".into()),
+        ..NamespaceState::default()
+    };
+    let own = NamespaceState {
+        needed_by: Default::default(),
+        resource_version: Some("10".into()),
+        ..cached.clone()
+    };
+    let seen = NamespaceState::fresher(Some(cached.clone()), Some(&own)).unwrap();
+    assert!(seen.wants_mark("t"), "the unmark is seen: {seen:?}");
+    // A cache that caught up, or a namespace re-created under the name, wins.
+    let newer = NamespaceState {
+        resource_version: Some("11".into()),
+        ..cached.clone()
+    };
+    assert_eq!(
+        NamespaceState::fresher(Some(newer.clone()), Some(&own)),
+        Some(newer)
+    );
+    let recreated = NamespaceState {
+        uid: Some("v".into()),
+        resource_version: Some("2".into()),
+        ..cached
+    };
+    assert_eq!(
+        NamespaceState::fresher(Some(recreated.clone()), Some(&own)),
+        Some(recreated)
+    );
+}
