@@ -82,6 +82,9 @@ pub struct Observed<K> {
     /// Writes whose answer did not keep what was sent; kept across passes, so the same
     /// write is sent again only when its source changes.
     pub unkept: Unkept,
+    /// The remote cluster is known to be unreachable: writes that only record something on
+    /// the remote object must not hold up what can be done locally.
+    pub remote_down: bool,
 }
 
 impl<K> Observed<K> {
@@ -100,6 +103,7 @@ impl<K> Observed<K> {
             spec_applied: None,
             pushed_secrets: BTreeMap::new(),
             unkept: Unkept::default(),
+            remote_down: false,
         }
     }
 }
@@ -334,9 +338,12 @@ fn plan_live<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -
     let Some(local) = &obs.local else {
         // A record of a local copy that is gone goes first: the new copy's generation counts
         // again from 1 and could meet the old record, claiming currency for a spec never
-        // checked, if the new record could not be written after the create.
+        // checked, if the new record could not be written after the create. While the
+        // remote cluster is down, re-creating the copy comes first: the new copy's UID differs
+        // from the recorded one, so its spec is compared (and any drift reverted) on every
+        // pass until the record is written.
         let forget = metadata::forget_local(remote.meta(), cx.keys);
-        if !forget.is_empty() {
+        if !forget.is_empty() && !obs.remote_down {
             return Step::PatchRemote(forget);
         }
         let meta = metadata::new_local_meta(remote.meta(), cx);

@@ -79,6 +79,7 @@ impl<K: Syncable> Inner<K> {
         let secrets = self.owned_secrets(local.as_ref(), local_key);
         let mut obs = Observed::new(remote, local, namespace);
         obs.secrets = secrets;
+        obs.remote_down = self.remote_reach.is_down();
         if cleaning_up {
             obs.siblings = Some(self.siblings(local_key));
         }

@@ -342,4 +342,9 @@ fn a_recreated_local_copy_first_forgets_the_old_record() {
         !p.annotations
             .contains_key(&format!("{D}/sync-remote-generation"))
     );
+    // While the remote cluster is down, the copy is re-created first: healing the region
+    // does not wait for the management cluster.
+    let mut o = o;
+    o.remote_down = true;
+    assert!(matches!(plan(&o, &f.cx()), Step::CreateLocal { .. }));
 }
