@@ -78,7 +78,7 @@ impl Keys {
 }
 
 /// kubectl's client-side apply record, which describes the remote object and is never copied.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 #[cfg(test)]
 mod tests {

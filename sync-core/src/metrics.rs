@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 /// Which cluster a write went to.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum Cluster {
+pub(crate) enum Cluster {
     /// The management cluster.
     Remote,
     /// The regional cluster.

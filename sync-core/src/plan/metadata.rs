@@ -45,6 +45,7 @@ impl RemoteMetaPatch {
     }
 
     /// Applies the patch to metadata, as the API server would.
+    #[cfg(any(test, feature = "unstable-model"))]
     pub fn apply_to(&self, meta: &mut ObjectMeta) {
         if let Some(f) = &self.finalizers {
             meta.finalizers = (!f.is_empty()).then(|| f.clone());

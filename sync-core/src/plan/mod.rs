@@ -24,7 +24,10 @@ use crate::mapping::{Mapping, ObjectKey};
 use crate::syncable::Syncable;
 
 pub use metadata::RemoteMetaPatch;
-pub use namespace::{NamespaceState, Sibling, SiblingRemote};
+pub use namespace::{NamespaceState, Sibling};
+// Only code outside the planner names the states of a sibling: its tests and the simulation.
+#[cfg(any(test, feature = "unstable-model"))]
+pub use namespace::SiblingRemote;
 pub use transition::{Answer, NotKept, transition};
 
 use metadata::{LocalMeta, Record};
@@ -212,6 +215,7 @@ pub enum Step<K> {
 
 impl<K> Step<K> {
     /// Whether executing the step writes to a cluster.
+    #[cfg(any(test, feature = "unstable-model"))]
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
@@ -220,6 +224,7 @@ impl<K> Step<K> {
     }
 
     /// Whether executing the step deletes something locally.
+    #[cfg(any(test, feature = "unstable-model"))]
     pub fn is_local_delete(&self) -> bool {
         matches!(self, Step::DeleteNamespace { .. } | Step::DeleteLocal(_))
     }
