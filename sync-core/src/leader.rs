@@ -8,7 +8,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::error::Error;
+use crate::error::RunError;
 use crate::mapping::ObjectKey;
 
 /// Leader election through a `coordination.k8s.io` Lease in the local cluster, for running
@@ -64,11 +64,12 @@ impl LeaderElection {
         mut keys: mpsc::UnboundedReceiver<ObjectKey>,
         shutdown: Shared<BoxFuture<'static, ()>>,
         mut work: F,
-    ) -> Result<(), Error>
+    ) -> Result<(), RunError>
     where
         F: FnMut(mpsc::UnboundedReceiver<ObjectKey>, BoxFuture<'static, ()>) -> Fut,
         Fut: Future<Output = mpsc::UnboundedReceiver<ObjectKey>>,
     {
+        let lease = format!("{}/{}", self.namespace, self.lease_name);
         let grace = self
             .grace
             .as_secs()
@@ -81,7 +82,10 @@ impl LeaderElection {
             .with_grace(grace)
             .build()
             .await
-            .map_err(|e| Error::Leader(e.to_string()))?;
+            .map_err(|e| RunError::LeaderElection {
+                lease: lease.clone(),
+                source: Box::new(e),
+            })?;
         let (mut leading, handle) = manager.watch().await;
         let mut shutdown_seen = shutdown.clone();
         loop {
@@ -89,7 +93,10 @@ impl LeaderElection {
             while !*leading.borrow_and_update() {
                 tokio::select! {
                     () = &mut shutdown_seen => { drop(leading); let _ = handle.await; return Ok(()); }
-                    changed = leading.changed() => changed.map_err(|_| Error::Leader("lease manager stopped".into()))?,
+                    changed = leading.changed() => changed.map_err(|e| RunError::LeaseManagerStopped {
+                        lease: lease.clone(),
+                        source: Box::new(e),
+                    })?,
                     Some(_) = keys.recv() => {}
                 }
             }

@@ -38,7 +38,7 @@ mod syncable;
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
 };
-pub use error::Error;
+pub use error::{ConfigError, RunError};
 pub use keys::Keys;
 pub use leader::LeaderElection;
 pub use mapping::{Mapping, ObjectKey, Unmapped};
