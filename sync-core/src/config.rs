@@ -13,17 +13,30 @@ pub enum Propagation {
 }
 
 /// What the controller deletes locally when a remote object goes away.
+///
+/// The attribute `#[sync(on_remote_delete = "...")]` and the agent's flag spell the variants
+/// `"namespace"`, `"resource"` and `"orphan"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OnRemoteDelete {
-    /// Delete the local namespace if the controller created it and no synced sibling whose
-    /// remote object still exists lives in it; otherwise delete nothing.
+    /// Delete the local namespace if the controller created it and nothing still needs it (no
+    /// synced sibling whose remote object still exists, no other controller's mark). In a
+    /// namespace it created that something still needs, delete only the local object. In a
+    /// namespace it did not create, delete nothing.
     #[default]
     Namespace,
-    /// As [`OnRemoteDelete::Namespace`], and delete the local resource when the namespace is
-    /// not the controller's.
-    Resource,
+    /// Delete the local namespace as [`OnRemoteDelete::Namespace`] does; where the controller
+    /// may not delete the namespace, delete the local object instead, also in a namespace the
+    /// controller did not create.
+    NamespaceOrResource,
     /// Delete nothing locally.
     Orphan,
+}
+
+impl OnRemoteDelete {
+    /// The former name of [`OnRemoteDelete::NamespaceOrResource`].
+    #[deprecated(note = "renamed to `OnRemoteDelete::NamespaceOrResource`")]
+    #[allow(non_upper_case_globals)]
+    pub const Resource: OnRemoteDelete = OnRemoteDelete::NamespaceOrResource;
 }
 
 /// How many local deletions may happen in a time window before the controller stops deleting.

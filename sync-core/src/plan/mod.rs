@@ -248,7 +248,7 @@ fn has_finalizer(meta: &ObjectMeta, keys: &Keys) -> bool {
 
 /// The controller that claimed an object, if any.
 pub fn claimed_by<'m>(meta: &'m ObjectMeta, keys: &Keys) -> Option<&'m str> {
-    annotation(meta, &keys.claim)
+    annotation(meta, &keys.claimed_by)
 }
 
 fn terminating(meta: &ObjectMeta) -> bool {
@@ -269,7 +269,7 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///   another controller (see `namespace.rs` for the whole rule).
 /// - A local object is deleted only when the remote object is gone or terminating, when the
 ///   controller has synced it before, and either its namespace is the controller's (and
-///   another object still needs it) or the policy is [`crate::OnRemoteDelete::Resource`].
+///   another object still needs it) or the policy is [`crate::OnRemoteDelete::NamespaceOrResource`].
 /// - The local spec is written at most once per remote change or local drift: the generation
 ///   annotations gate the comparison, so a spec that local defaulting changes does not loop.
 /// - `sync-remote-generation` names only a generation whose spec the local copy holds.
