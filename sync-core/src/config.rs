@@ -39,6 +39,24 @@ impl OnRemoteDelete {
     pub const Resource: OnRemoteDelete = OnRemoteDelete::NamespaceOrResource;
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_former_resource_name_still_means_namespace_or_resource() {
+        assert_eq!(
+            OnRemoteDelete::Resource,
+            OnRemoteDelete::NamespaceOrResource
+        );
+        assert!(matches!(
+            OnRemoteDelete::NamespaceOrResource,
+            OnRemoteDelete::Resource
+        ));
+    }
+}
+
 /// How many local deletions may happen in a time window before the controller stops deleting.
 ///
 /// A remote namespace wiped by mistake must not wipe a region: past the limit, deletions wait,
@@ -69,7 +87,35 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Everything that configures the sync of one kind.
 ///
 /// `#[derive(Syncable)]` fixes the defaults at compile time; the reconciler's builder overrides
-/// any of them at run time.
+/// any of them at run time. Every setter takes and returns the configuration by value, so they
+/// chain; the fields say what each value means.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use sync_core::{OnRemoteDelete, Propagation, SyncConfig};
+///
+/// let config = SyncConfig::new("database-sync")
+///     .remote_suffix("-eu")
+///     .remote_namespace_suffix("-eu")
+///     .local_namespace_suffix("-synced")
+///     .namespace_prefix("tenant-")
+///     .secrets(["db-credentials"])
+///     .propagation(Propagation::Background)
+///     .on_remote_delete(OnRemoteDelete::NamespaceOrResource)
+///     .concurrency(8)
+///     .domain("acme.dev")
+///     .deletion_budget(10, Duration::from_secs(60));
+/// assert_eq!(config.controller_name, "database-sync");
+/// assert_eq!(config.secrets, ["db-credentials"]);
+///
+/// // Values below 1 count as 1.
+/// assert_eq!(config.concurrency(0).concurrency, 1);
+/// ```
+///
+/// With a kind, start from its compile-time defaults instead: `Database::defaults()`, or
+/// `Database::reconciler(remote, local).configure(|c| c.remote_suffix("-us"))`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SyncConfig {

@@ -16,6 +16,35 @@ use crate::mapping::ObjectKey;
 ///
 /// Built on [kube-lease-manager](https://docs.rs/kube-lease-manager). Standby replicas keep
 /// their watches and caches warm, so a takeover starts reconciling at once.
+///
+/// # Example
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use sync_core::{LeaderElection, Syncable};
+/// # async fn demo<K: Syncable>(
+/// #     remote: kube::Client,
+/// #     local: kube::Client,
+/// #     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+/// # ) -> Result<(), sync_core::RunError> {
+/// let pod = std::env::var("POD_NAME").unwrap_or_else(|_| "database-sync-0".into());
+/// let election = LeaderElection::new("database-sync", "sync-system", pod)
+///     .lease_duration(Duration::from_secs(15))
+///     .renew_grace(Duration::from_secs(5));
+/// K::reconciler(remote, local)
+///     .leader_election(election)
+///     .run(shutdown)
+///     .await
+/// # }
+/// ```
+///
+/// The local role then needs the rules on Leases that
+/// [`rbac::local_rules`](crate::rbac::local_rules) adds with `leader_election = true`.
+///
+/// # Caveats
+///
+/// A replica that loses the Lease stops its running reconciles at once, but a write already
+/// sent may still land: the Lease bounds who starts writes, not when the last one arrives.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct LeaderElection {

@@ -47,6 +47,7 @@ pub use runtime::SyncBuilder;
 pub use syncable::Syncable;
 
 #[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use sync_derive::Syncable;
 
 /// Items used by the code that `#[derive(Syncable)]` generates. Not part of the public API.

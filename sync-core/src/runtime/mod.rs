@@ -153,6 +153,25 @@ impl<K: Syncable> SyncBuilder<K> {
 
     /// Runs until `shutdown` resolves.
     ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use sync_core::{RunError, Syncable};
+    /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) {
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let reconciler = tokio::spawn(K::reconciler(remote, local).run(async {
+    ///     stopped.await.ok();
+    /// }));
+    /// // ... until the binary is asked to stop:
+    /// stop.send(()).ok();
+    /// match reconciler.await.expect("the reconciler panicked") {
+    ///     Ok(()) => {}
+    ///     Err(RunError::InvalidConfig(e)) => eprintln!("refused: {e}"),
+    ///     Err(e) => eprintln!("stopped: {e}"),
+    /// }
+    /// # }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`RunError::InvalidConfig`] when the configuration can never work (an invalid suffix or
@@ -165,6 +184,11 @@ impl<K: Syncable> SyncBuilder<K> {
     /// Nothing is written before the initial lists of every watch have completed, so a cache
     /// that is still filling never makes an object look deleted. After `shutdown` resolves no
     /// new reconcile starts; running ones get the shutdown deadline to finish.
+    ///
+    /// # Caveats
+    ///
+    /// Without [`SyncBuilder::leader_election`] every replica writes: run one replica per
+    /// controller name, or enable leader election.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
