@@ -1,5 +1,8 @@
 //! The pure decision: what one reconcile pass does next, from what it observed.
-
+//!
+//! **Unstable.** Outside the crate this module exists only with the `unstable-model` feature,
+//! for simulations and property tests such as `sync-core/tests/simulation/`; it is exempt from
+//! semver and may change in any release.
 //!
 //! - [`plan`] decides the next [`Step`] from an [`Observed`] world (this file: the live object,
 //!   spec, status and secrets);
