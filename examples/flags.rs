@@ -17,7 +17,7 @@ fn defaults() -> SyncConfig {
 /// The values of `--on-remote-delete` and `--propagation`, by name.
 const ON_REMOTE_DELETE: [(&str, OnRemoteDelete); 3] = [
     ("namespace", OnRemoteDelete::Namespace),
-    ("resource", OnRemoteDelete::Resource),
+    ("resource", OnRemoteDelete::NamespaceOrResource),
     ("orphan", OnRemoteDelete::Orphan),
 ];
 const PROPAGATION: [(&str, Propagation); 3] = [

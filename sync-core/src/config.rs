@@ -13,17 +13,48 @@ pub enum Propagation {
 }
 
 /// What the controller deletes locally when a remote object goes away.
+///
+/// The attribute `#[sync(on_remote_delete = "...")]` and the agent's flag spell the variants
+/// `"namespace"`, `"resource"` and `"orphan"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OnRemoteDelete {
-    /// Delete the local namespace if the controller created it and no synced sibling whose
-    /// remote object still exists lives in it; otherwise delete nothing.
+    /// Delete the local namespace if the controller created it and nothing still needs it (no
+    /// synced sibling whose remote object still exists, no other controller's mark). In a
+    /// namespace it created that something still needs, delete only the local object. In a
+    /// namespace it did not create, delete nothing.
     #[default]
     Namespace,
-    /// As [`OnRemoteDelete::Namespace`], and delete the local resource when the namespace is
-    /// not the controller's.
-    Resource,
+    /// Delete the local namespace as [`OnRemoteDelete::Namespace`] does; where the controller
+    /// may not delete the namespace, delete the local object instead, also in a namespace the
+    /// controller did not create.
+    NamespaceOrResource,
     /// Delete nothing locally.
     Orphan,
+}
+
+impl OnRemoteDelete {
+    /// The former name of [`OnRemoteDelete::NamespaceOrResource`].
+    #[deprecated(note = "renamed to `OnRemoteDelete::NamespaceOrResource`")]
+    #[allow(non_upper_case_globals)]
+    pub const Resource: OnRemoteDelete = OnRemoteDelete::NamespaceOrResource;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_former_resource_name_still_means_namespace_or_resource() {
+        assert_eq!(
+            OnRemoteDelete::Resource,
+            OnRemoteDelete::NamespaceOrResource
+        );
+        assert!(matches!(
+            OnRemoteDelete::NamespaceOrResource,
+            OnRemoteDelete::Resource
+        ));
+    }
 }
 
 /// How many local deletions may happen in a time window before the controller stops deleting.
@@ -56,7 +87,35 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Everything that configures the sync of one kind.
 ///
 /// `#[derive(Syncable)]` fixes the defaults at compile time; the reconciler's builder overrides
-/// any of them at run time.
+/// any of them at run time. Every setter takes and returns the configuration by value, so they
+/// chain; the fields say what each value means.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use sync_core::{OnRemoteDelete, Propagation, SyncConfig};
+///
+/// let config = SyncConfig::new("database-sync")
+///     .remote_suffix("-eu")
+///     .remote_namespace_suffix("-eu")
+///     .local_namespace_suffix("-synced")
+///     .namespace_prefix("tenant-")
+///     .secrets(["db-credentials"])
+///     .propagation(Propagation::Background)
+///     .on_remote_delete(OnRemoteDelete::NamespaceOrResource)
+///     .concurrency(8)
+///     .domain("acme.dev")
+///     .deletion_budget(10, Duration::from_secs(60));
+/// assert_eq!(config.controller_name, "database-sync");
+/// assert_eq!(config.secrets, ["db-credentials"]);
+///
+/// // Values below 1 count as 1.
+/// assert_eq!(config.concurrency(0).concurrency, 1);
+/// ```
+///
+/// With a kind, start from its compile-time defaults instead: `Database::defaults()`, or
+/// `Database::reconciler(remote, local).configure(|c| c.remote_suffix("-us"))`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SyncConfig {

@@ -1,7 +1,104 @@
-/// Why a reconcile or the reconciler failed.
+//! The errors of the library: [`RunError`], the only one users see, with [`ConfigError`] for a
+//! configuration that can never work; and [`Error`], why one pass over one object failed,
+//! which the queue retries and never returns.
+
+/// Why [`SyncBuilder::run`](crate::SyncBuilder::run) stopped before its shutdown future
+/// resolved.
+///
+/// Both kinds are terminal: retrying with the same configuration fails the same way. Failures
+/// of single objects are not among them: they are retried with backoff, logged, counted in
+/// [`Metrics`](crate::Metrics) and reported as Warning events on the remote object.
+///
+/// # Example
+///
+/// ```no_run
+/// # use sync_core::{RunError, Syncable};
+/// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) {
+/// match K::reconciler(remote, local).run(std::future::pending()).await {
+///     Ok(()) => {}
+///     Err(RunError::InvalidConfig(e)) => eprintln!("fix the configuration: {e}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum RunError {
+    /// The configuration can never work; nothing was read or written.
+    #[error("failed to accept the configuration: {0}")]
+    InvalidConfig(#[from] ConfigError),
+    /// The Lease of [`LeaderElection`](crate::LeaderElection) could not be set up.
+    #[error("failed to start leader election on Lease {lease}: {source}")]
+    LeaderElection {
+        /// The Lease, as `namespace/name`.
+        lease: String,
+        /// The lease manager's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The lease manager stopped, so this replica can no longer know whether it leads.
+    #[error("failed to follow Lease {lease}: the lease manager stopped")]
+    LeaseManagerStopped {
+        /// The Lease, as `namespace/name`.
+        lease: String,
+        /// Why the lease manager's channel closed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// A [`SyncConfig`](crate::SyncConfig) value that can never work, found by
+/// [`SyncBuilder::run`](crate::SyncBuilder::run) before anything is read or written.
+///
+/// `#[derive(Syncable)]` refuses most of these at compile time; values set at run time through
+/// the builder are checked here.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `concurrency` is 0.
+    #[error("`concurrency` must be at least 1")]
+    ZeroConcurrency,
+    /// `domain` is not a DNS-1123 subdomain, so it cannot prefix an annotation key.
+    #[error("`domain` {value:?} is not a DNS subdomain")]
+    Domain {
+        /// The value given.
+        value: String,
+    },
+    /// A suffix or prefix holds a character a Kubernetes name cannot hold, or is longer than
+    /// 62 characters.
+    #[error("`{field}` {value:?} can never form a valid Kubernetes name")]
+    NamePart {
+        /// The field: `remote_suffix`, `remote_namespace_suffix`, `local_namespace_suffix` or
+        /// `namespace_prefix`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// `controller_name` is not a DNS-1123 subdomain of at most 53 characters, so it cannot
+    /// form the `needed-by.<controller>` annotation key.
+    #[error("`controller_name` {value:?} must be a DNS subdomain of at most 53 characters")]
+    ControllerName {
+        /// The value given.
+        value: String,
+    },
+    /// A name in `secrets` is not a DNS-1123 subdomain, so no Secret can have it.
+    #[error("secret name {value:?} in `secrets` is not a valid Kubernetes name")]
+    SecretName {
+        /// The value given.
+        value: String,
+    },
+    /// A name is listed twice in `secrets`.
+    #[error("secret name {value:?} is listed twice in `secrets`")]
+    DuplicateSecret {
+        /// The value given.
+        value: String,
+    },
+}
+
+/// Why a pass over one object failed. The queue retries it with backoff; it never leaves the
+/// crate.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
     /// A request to the remote cluster failed.
     #[error("failed to {action} on the remote cluster: {source}")]
     Remote {
@@ -35,12 +132,6 @@ pub enum Error {
     /// The deletion budget is spent.
     #[error("deletion budget exhausted; next deletion allowed in {0:?}")]
     BudgetExhausted(std::time::Duration),
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// Leader election failed.
-    #[error("failed to run leader election: {0}")]
-    Leader(String),
 }
 
 impl Error {

@@ -1,8 +1,24 @@
-/// Every key the controller reads or writes, derived from the annotation domain.
+/// Every annotation and finalizer key the controller reads or writes, derived from the
+/// annotation domain ([`SyncConfig::domain`](crate::SyncConfig::domain)).
 ///
-/// With the default domain `cloud.teleport.dev` the first five are exactly the Go original's
-/// strings, so an existing management plane works unchanged.
+/// A management plane, a dashboard or a test reads these to know what the controller recorded,
+/// such as which generation of a remote object is applied locally. With the default domain
+/// `cloud.teleport.dev` the first five are exactly the Go original's strings, so an existing
+/// management plane works unchanged.
+///
+/// # Example
+///
+/// ```
+/// use sync_core::{DEFAULT_DOMAIN, Keys};
+///
+/// let keys = Keys::new(DEFAULT_DOMAIN);
+/// assert_eq!(keys.remote_generation, "cloud.teleport.dev/sync-remote-generation");
+/// assert_eq!(keys.needed_by("db-sync"), "cloud.teleport.dev/needed-by.db-sync");
+/// assert!(keys.is_copied("app.kubernetes.io/name"));
+/// assert!(!keys.is_copied(&keys.paused));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Keys {
     /// Annotation on the remote object: remote `metadata.generation` whose spec is applied.
     pub remote_generation: String,
@@ -14,13 +30,14 @@ pub struct Keys {
     pub local_uid: String,
     /// Finalizer on the remote object.
     pub finalizer: String,
-    /// Annotation on a local namespace the controller created; its value is the local name.
-    pub owner: String,
-    /// Annotation on a local namespace the controller created, next to [`Keys::owner`]: the
-    /// name of the controller that created it. A namespace with `owner` and without it was
-    /// made by the Go original (or a version before this key): it belongs to the object
-    /// `owner` names. (Not in the original.)
-    pub owner_controller: String,
+    /// Annotation on a local namespace the controller created: the name of the local object
+    /// it was created for (`sync-owner`, as the Go original writes it).
+    pub namespace_owner: String,
+    /// Annotation on a local namespace the controller created, next to
+    /// [`Keys::namespace_owner`]: the name of the controller that created it. A namespace with
+    /// `namespace_owner` and without it was made by the Go original (or a version before this
+    /// key): it belongs to the object `namespace_owner` names. (Not in the original.)
+    pub namespace_creator: String,
     /// Prefix of an annotation that a controller adds to a namespace another controller
     /// created while one of its objects lives there; [`Keys::needed_by`] forms the whole key.
     /// The creator never deletes a namespace that carries another controller's mark.
@@ -31,7 +48,7 @@ pub struct Keys {
     /// Annotation on the local object: the label and annotation keys copied from the remote
     /// object, so that a key removed remotely is removed locally while keys added by local
     /// actors are kept. (Not in the Go original, which overwrites the local maps.)
-    pub managed: String,
+    pub managed_keys: String,
     /// Annotation on the remote object: the resource versions of the local secrets last sent
     /// up, so unchanged secrets are not written again after a restart. (Not in the original.)
     pub secret_versions: String,
@@ -39,10 +56,10 @@ pub struct Keys {
     /// controller never syncs an object another controller claimed, so two controllers whose
     /// suffixes overlap ("-eu" and "-west-eu" both match "db-west-eu") report the object
     /// instead of fighting over it. (Not in the original.)
-    pub claim: String,
+    pub claimed_by: String,
     /// The domain itself followed by '/': every key with this prefix is the controller's own
     /// and never copied between clusters.
-    pub prefix: String,
+    pub own_prefix: String,
 }
 
 impl Keys {
@@ -54,14 +71,14 @@ impl Keys {
             local_generation: k("sync-local-generation"),
             local_uid: k("sync-local-uid"),
             finalizer: k("sync-local"),
-            owner: k("sync-owner"),
-            owner_controller: k("sync-owner-controller"),
+            namespace_owner: k("sync-owner"),
+            namespace_creator: k("sync-owner-controller"),
             needed_by_prefix: k("needed-by."),
             paused: k("paused"),
-            managed: k("sync-managed-keys"),
+            managed_keys: k("sync-managed-keys"),
             secret_versions: k("sync-secret-versions"),
-            claim: k("sync-controller"),
-            prefix: k(""),
+            claimed_by: k("sync-controller"),
+            own_prefix: k(""),
         }
     }
 
@@ -71,14 +88,16 @@ impl Keys {
         format!("{}{controller}", self.needed_by_prefix)
     }
 
-    /// Whether a label or annotation key is copied from the remote object to the local one.
+    /// Whether a label or annotation key is copied from the remote object to the local one:
+    /// every key but the controller's own (under [`Keys::own_prefix`]) and kubectl's
+    /// client-side apply record, which describes the remote object.
     pub fn is_copied(&self, key: &str) -> bool {
-        !key.starts_with(&self.prefix) && key != LAST_APPLIED
+        !key.starts_with(&self.own_prefix) && key != LAST_APPLIED
     }
 }
 
 /// kubectl's client-side apply record, which describes the remote object and is never copied.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 #[cfg(test)]
 mod tests {
@@ -96,7 +115,7 @@ mod tests {
             "cloud.teleport.dev/sync-local-generation"
         );
         assert_eq!(k.finalizer, "cloud.teleport.dev/sync-local");
-        assert_eq!(k.owner, "cloud.teleport.dev/sync-owner");
+        assert_eq!(k.namespace_owner, "cloud.teleport.dev/sync-owner");
         assert_eq!(k.paused, "cloud.teleport.dev/paused");
     }
 

@@ -8,7 +8,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::error::Error;
+use crate::error::RunError;
 use crate::mapping::ObjectKey;
 
 /// Leader election through a `coordination.k8s.io` Lease in the local cluster, for running
@@ -16,6 +16,35 @@ use crate::mapping::ObjectKey;
 ///
 /// Built on [kube-lease-manager](https://docs.rs/kube-lease-manager). Standby replicas keep
 /// their watches and caches warm, so a takeover starts reconciling at once.
+///
+/// # Example
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use sync_core::{LeaderElection, Syncable};
+/// # async fn demo<K: Syncable>(
+/// #     remote: kube::Client,
+/// #     local: kube::Client,
+/// #     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+/// # ) -> Result<(), sync_core::RunError> {
+/// let pod = std::env::var("POD_NAME").unwrap_or_else(|_| "database-sync-0".into());
+/// let election = LeaderElection::new("database-sync", "sync-system", pod)
+///     .lease_duration(Duration::from_secs(15))
+///     .renew_grace(Duration::from_secs(5));
+/// K::reconciler(remote, local)
+///     .leader_election(election)
+///     .run(shutdown)
+///     .await
+/// # }
+/// ```
+///
+/// The local role then needs the rules on Leases that
+/// [`rbac::local_rules`](crate::rbac::local_rules) adds with `leader_election = true`.
+///
+/// # Caveats
+///
+/// A replica that loses the Lease stops its running reconciles at once, but a write already
+/// sent may still land: the Lease bounds who starts writes, not when the last one arrives.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct LeaderElection {
@@ -64,11 +93,12 @@ impl LeaderElection {
         mut keys: mpsc::UnboundedReceiver<ObjectKey>,
         shutdown: Shared<BoxFuture<'static, ()>>,
         mut work: F,
-    ) -> Result<(), Error>
+    ) -> Result<(), RunError>
     where
         F: FnMut(mpsc::UnboundedReceiver<ObjectKey>, BoxFuture<'static, ()>) -> Fut,
         Fut: Future<Output = mpsc::UnboundedReceiver<ObjectKey>>,
     {
+        let lease = format!("{}/{}", self.namespace, self.lease_name);
         let grace = self
             .grace
             .as_secs()
@@ -81,7 +111,10 @@ impl LeaderElection {
             .with_grace(grace)
             .build()
             .await
-            .map_err(|e| Error::Leader(e.to_string()))?;
+            .map_err(|e| RunError::LeaderElection {
+                lease: lease.clone(),
+                source: Box::new(e),
+            })?;
         let (mut leading, handle) = manager.watch().await;
         let mut shutdown_seen = shutdown.clone();
         loop {
@@ -89,7 +122,10 @@ impl LeaderElection {
             while !*leading.borrow_and_update() {
                 tokio::select! {
                     () = &mut shutdown_seen => { drop(leading); let _ = handle.await; return Ok(()); }
-                    changed = leading.changed() => changed.map_err(|_| Error::Leader("lease manager stopped".into()))?,
+                    changed = leading.changed() => changed.map_err(|e| RunError::LeaseManagerStopped {
+                        lease: lease.clone(),
+                        source: Box::new(e),
+                    })?,
                     Some(_) = keys.recv() => {}
                 }
             }

@@ -8,8 +8,14 @@
 //! - when the remote object goes, the local namespace the controller created goes too.
 //!
 //! Start with [`Syncable`]: put `#[derive(Syncable)]` and `#[sync(...)]` on your CRD's spec,
-//! then run [`Syncable::reconciler`] with a client for each cluster. [`plan`] is the pure
-//! decision the reconciler makes for each object; read it to know exactly what happens when.
+//! then run [`Syncable::reconciler`] with a client for each cluster.
+//!
+//! The reconciler decides what to do for each object with a pure function of what it
+//! observed, in the module `plan`; the README says what happens when. That model is public only
+//! behind the `unstable-model` feature, for simulations and property tests outside the crate:
+//! it is exempt from semver and may change in any release.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod deletion;
@@ -18,7 +24,11 @@ mod keys;
 mod leader;
 mod mapping;
 mod metrics;
+#[cfg(feature = "unstable-model")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unstable-model")))]
 pub mod plan;
+#[cfg(not(feature = "unstable-model"))]
+pub(crate) mod plan;
 pub mod rbac;
 mod reachability;
 mod runtime;
@@ -28,15 +38,16 @@ mod syncable;
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
 };
-pub use error::Error;
-pub use keys::{Keys, LAST_APPLIED};
+pub use error::{ConfigError, RunError};
+pub use keys::Keys;
 pub use leader::LeaderElection;
-pub use mapping::{Mapping, ObjectKey, Unmapped, is_dns1123_label, is_dns1123_subdomain};
-pub use metrics::{Cluster, Metrics};
+pub use mapping::{Mapping, ObjectKey, Unmapped};
+pub use metrics::Metrics;
 pub use runtime::SyncBuilder;
 pub use syncable::Syncable;
 
 #[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use sync_derive::Syncable;
 
 /// Items used by the code that `#[derive(Syncable)]` generates. Not part of the public API.

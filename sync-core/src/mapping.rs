@@ -150,7 +150,7 @@ impl Mapping {
 
 /// Whether `s` is a DNS-1123 label: at most 63 lowercase alphanumerics or '-', starting and
 /// ending with an alphanumeric. Namespaces must be labels.
-pub fn is_dns1123_label(s: &str) -> bool {
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
@@ -162,7 +162,7 @@ pub fn is_dns1123_label(s: &str) -> bool {
 
 /// Whether `s` is a DNS-1123 subdomain: at most 253 characters of dot-separated labels.
 /// Names of custom resources and secrets must be subdomains.
-pub fn is_dns1123_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 

@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 /// Which cluster a write went to.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum Cluster {
+pub(crate) enum Cluster {
     /// The management cluster.
     Remote,
     /// The regional cluster.
@@ -61,6 +61,24 @@ fn lag_histogram() -> Histogram {
 /// | `sync_status_lag_seconds` | histogram | local status change seen → remote status written |
 /// | `sync_paused_objects` | gauge | |
 /// | `sync_deletion_budget_trips_total` | counter | |
+///
+/// # Example
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use sync_core::Metrics;
+///
+/// let mut registry = Registry::default();
+/// let metrics = Metrics::new(&mut registry);
+/// // Hand a clone to each reconciler: `Database::reconciler(remote, local).metrics(metrics.clone())`.
+/// # let _ = metrics;
+///
+/// // What a `/metrics` handler serves; each series appears once a reconciler counts into it.
+/// let mut text = String::new();
+/// prometheus_client::encoding::text::encode(&mut text, &registry)?;
+/// assert!(text.ends_with("# EOF\n"));
+/// # Ok::<(), std::fmt::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Metrics {
     reconciles: Family<OutcomeLabels, Counter>,

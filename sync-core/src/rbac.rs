@@ -5,6 +5,36 @@
 //! it sends up, and records events. On the local cluster it manages the synced kind, creates
 //! and deletes the namespaces it owns, marks the ones another controller made as needed, and
 //! reads secrets.
+//!
+//! Bind the controller's identity on each cluster to a ClusterRole of the rules for that
+//! cluster, written as YAML by the binary or applied from code.
+//!
+//! # Example
+//!
+//! ```
+//! use kube::CustomResource;
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//! use sync_core::{Syncable, rbac};
+//!
+//! #[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+//! #[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+//! #[sync(secrets("db-credentials"))]
+//! pub struct DatabaseSpec {
+//!     pub size: String,
+//! }
+//!
+//! let config = Database::defaults();
+//! let remote = rbac::cluster_role("database-sync-remote", rbac::remote_rules::<Database>(&config));
+//! let local = rbac::cluster_role("database-sync-local", rbac::local_rules::<Database>(&config, true));
+//! assert_eq!(remote.metadata.name.as_deref(), Some("database-sync-remote"));
+//! // Secrets are sent up: the remote role may update them, and never read them.
+//! let rules = remote.rules.unwrap();
+//! let secrets = rules.iter().find(|r| r.resources == Some(vec!["secrets".into()])).unwrap();
+//! assert_eq!(secrets.verbs, ["update"]);
+//! // With leader election, the local role may hold a Lease.
+//! assert!(local.rules.unwrap().iter().any(|r| r.resources == Some(vec!["leases".into()])));
+//! ```
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kube::core::ObjectMeta;
@@ -21,7 +51,26 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// The rules the controller needs on the remote (management) cluster.
+/// The rules the controller needs on the remote (management) cluster: read and patch the kind
+/// and its status, record events, and update (only) the remote secrets when `config` sends
+/// secrets up.
+///
+/// # Example
+///
+/// ```
+/// # use kube::CustomResource;
+/// # use schemars::JsonSchema;
+/// # use serde::{Deserialize, Serialize};
+/// # use sync_core::{Syncable, rbac};
+/// # #[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+/// # #[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+/// # pub struct DatabaseSpec {}
+/// let rules = rbac::remote_rules::<Database>(&Database::defaults());
+/// assert_eq!(rules[0].api_groups, Some(vec!["acme.dev".to_owned()]));
+/// assert_eq!(rules[0].resources, Some(vec!["databases".to_owned()]));
+/// // Without secrets to send, no rule on secrets at all.
+/// assert!(rules.iter().all(|r| r.resources != Some(vec!["secrets".to_owned()])));
+/// ```
 pub fn remote_rules<K: Syncable>(config: &SyncConfig) -> Vec<PolicyRule> {
     let group = K::group(&());
     let plural = K::plural(&());
@@ -38,7 +87,24 @@ pub fn remote_rules<K: Syncable>(config: &SyncConfig) -> Vec<PolicyRule> {
     rules
 }
 
-/// The rules the controller needs on the local (regional) cluster.
+/// The rules the controller needs on the local (regional) cluster: manage the kind, create,
+/// mark and delete namespaces, read the secrets `config` sends up, and, with
+/// `leader_election`, hold a Lease.
+///
+/// # Example
+///
+/// ```
+/// # use kube::CustomResource;
+/// # use schemars::JsonSchema;
+/// # use serde::{Deserialize, Serialize};
+/// # use sync_core::{Syncable, rbac};
+/// # #[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+/// # #[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+/// # pub struct DatabaseSpec {}
+/// let single = rbac::local_rules::<Database>(&Database::defaults(), false);
+/// let replicated = rbac::local_rules::<Database>(&Database::defaults(), true);
+/// assert_eq!(replicated.len(), single.len() + 1);
+/// ```
 pub fn local_rules<K: Syncable>(config: &SyncConfig, leader_election: bool) -> Vec<PolicyRule> {
     let group = K::group(&());
     let plural = K::plural(&());
@@ -68,6 +134,16 @@ pub fn local_rules<K: Syncable>(config: &SyncConfig, leader_election: bool) -> V
 }
 
 /// A ClusterRole holding `rules`, named `name`.
+///
+/// # Example
+///
+/// ```
+/// use sync_core::rbac;
+///
+/// let role = rbac::cluster_role("database-sync-local", Vec::new());
+/// assert_eq!(role.metadata.name.as_deref(), Some("database-sync-local"));
+/// assert_eq!(role.rules, Some(Vec::new()));
+/// ```
 pub fn cluster_role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
     ClusterRole {
         metadata: ObjectMeta {

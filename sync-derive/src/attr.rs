@@ -280,17 +280,17 @@ impl FromMeta for Propagation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnRemoteDelete {
     Namespace,
-    Resource,
+    NamespaceOrResource,
     Orphan,
 }
 
 impl FromMeta for OnRemoteDelete {
     fn from_meta(item: &Meta) -> darling::Result<Self> {
-        use OnRemoteDelete::{Namespace, Orphan, Resource};
+        use OnRemoteDelete::{Namespace, NamespaceOrResource, Orphan};
         let value = string_value(item, "namespace")?;
         let choices = [
             ("namespace", Namespace),
-            ("resource", Resource),
+            ("resource", NamespaceOrResource),
             ("orphan", Orphan),
         ];
         validate::check_choice("on_remote_delete", &value, &choices)

@@ -111,7 +111,7 @@ fn defaults(private: &TokenStream, config: &Config) -> TokenStream {
     let on_remote_delete = on_remote_delete.map(|o| {
         let variant = match o {
             OnRemoteDelete::Namespace => quote!(Namespace),
-            OnRemoteDelete::Resource => quote!(Resource),
+            OnRemoteDelete::NamespaceOrResource => quote!(NamespaceOrResource),
             OnRemoteDelete::Orphan => quote!(Orphan),
         };
         quote!(.on_remote_delete(#private::OnRemoteDelete::#variant))

@@ -102,10 +102,11 @@ use syn::DeriveInput;
 ///
 /// ## `#[sync(on_remote_delete = "...")]`
 ///
-/// What is deleted locally when the remote object goes away: `"namespace"` (the local namespace,
-/// if the controller created it and no synced sibling lives there), `"resource"` (also the local
-/// resource in a namespace the controller did not create) or `"orphan"` (nothing). Default:
-/// `"namespace"`.
+/// What is deleted locally when the remote object goes away: `"namespace"`
+/// (`OnRemoteDelete::Namespace`: the local namespace, if the controller created it and no synced
+/// sibling lives there), `"resource"` (`OnRemoteDelete::NamespaceOrResource`: also the local
+/// resource in a namespace the controller did not create) or `"orphan"`
+/// (`OnRemoteDelete::Orphan`: nothing). Default: `"namespace"`.
 ///
 /// ## `#[sync(concurrency = N)]`
 ///

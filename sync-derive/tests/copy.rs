@@ -179,7 +179,7 @@ fn defaults_reflect_every_attribute() {
         .namespace_prefix("tenant-")
         .secrets(["db-credentials", "db-ca"])
         .propagation(Propagation::Background)
-        .on_remote_delete(OnRemoteDelete::Resource)
+        .on_remote_delete(OnRemoteDelete::NamespaceOrResource)
         .concurrency(4)
         .domain("acme.dev");
     assert_eq!(Database::defaults(), expected);

@@ -178,7 +178,7 @@ pub async fn grant(client: &Client, user: &str, rules: Vec<PolicyRule>) {
 pub struct Running {
     pub user: String,
     stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), sync_core::Error>>>,
+    handle: Option<JoinHandle<Result<(), sync_core::RunError>>>,
 }
 
 impl Running {

@@ -311,7 +311,7 @@ async fn delete_in_a_namespace_the_controller_did_not_create(
         .await
         .unwrap();
     t.gone(&t.remote(&t.ns), "orders").await;
-    if policy == OnRemoteDelete::Resource {
+    if policy == OnRemoteDelete::NamespaceOrResource {
         t.gone(&t.local(&t.ns), "orders").await;
     }
     let local = t.local(&t.ns).get_opt("orders").await.unwrap();
@@ -336,7 +336,8 @@ async fn remote_delete_under_the_namespace_policy_deletes_nothing_in_a_foreign_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_delete_under_the_resource_policy_deletes_only_the_local_object() {
     let (_, local, ns_alive) =
-        delete_in_a_namespace_the_controller_did_not_create(OnRemoteDelete::Resource).await;
+        delete_in_a_namespace_the_controller_did_not_create(OnRemoteDelete::NamespaceOrResource)
+            .await;
     assert!(local.is_none() && ns_alive);
 }
 

@@ -45,6 +45,7 @@ impl RemoteMetaPatch {
     }
 
     /// Applies the patch to metadata, as the API server would.
+    #[cfg(any(test, feature = "unstable-model"))]
     pub fn apply_to(&self, meta: &mut ObjectMeta) {
         if let Some(f) = &self.finalizers {
             meta.finalizers = (!f.is_empty()).then(|| f.clone());
@@ -79,7 +80,7 @@ pub(super) struct Managed {
 impl Managed {
     /// The keys recorded on an object, or none.
     pub(super) fn of(meta: &ObjectMeta, keys: &Keys) -> Managed {
-        annotation(meta, &keys.managed)
+        annotation(meta, &keys.managed_keys)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default()
     }
@@ -122,7 +123,7 @@ pub(super) fn new_local_meta(remote: &ObjectMeta, cx: &PlanContext<'_>) -> Objec
     let labels = copied(&remote.labels, cx.keys);
     let mut annotations = copied(&remote.annotations, cx.keys);
     let managed = managed_annotation(&labels, &annotations);
-    annotations.insert(cx.keys.managed.clone(), managed);
+    annotations.insert(cx.keys.managed_keys.clone(), managed);
     ObjectMeta {
         name: Some(cx.local_key.name.clone()),
         namespace: Some(cx.local_key.namespace.clone()),
@@ -148,7 +149,7 @@ pub(super) fn desired_local_meta(
         &previous.annotations,
     );
     annotations.insert(
-        keys.managed.clone(),
+        keys.managed_keys.clone(),
         managed_annotation(&remote_labels, &remote_annotations),
     );
     let unchanged = labels == local.labels.clone().unwrap_or_default()
@@ -184,7 +185,7 @@ impl LocalMeta {
         let got = LocalMeta::of(answer);
         let managed: Managed = self
             .annotations
-            .get(&keys.managed)
+            .get(&keys.managed_keys)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         let same = |sent: &BTreeMap<String, String>, got: &BTreeMap<String, String>, k: &str| {
@@ -197,7 +198,7 @@ impl LocalMeta {
             && managed
                 .annotations
                 .iter()
-                .chain(std::iter::once(&keys.managed))
+                .chain(std::iter::once(&keys.managed_keys))
                 .all(|k| same(&self.annotations, &got.annotations, k))
     }
 }
@@ -226,9 +227,10 @@ pub(super) fn claim_patch(meta: &ObjectMeta, cx: &PlanContext<'_>) -> RemoteMeta
         patch.finalizers = Some(finalizers);
     }
     if super::claimed_by(meta, keys) != Some(cx.config.controller_name.as_str()) {
-        patch
-            .annotations
-            .insert(keys.claim.clone(), Some(cx.config.controller_name.clone()));
+        patch.annotations.insert(
+            keys.claimed_by.clone(),
+            Some(cx.config.controller_name.clone()),
+        );
     }
     patch
 }

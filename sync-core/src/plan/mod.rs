@@ -1,5 +1,8 @@
 //! The pure decision: what one reconcile pass does next, from what it observed.
-
+//!
+//! **Unstable.** Outside the crate this module exists only with the `unstable-model` feature,
+//! for simulations and property tests such as `sync-core/tests/simulation/`; it is exempt from
+//! semver and may change in any release.
 //!
 //! - [`plan`] decides the next [`Step`] from an [`Observed`] world (this file: the live object,
 //!   spec, status and secrets);
@@ -24,7 +27,10 @@ use crate::mapping::{Mapping, ObjectKey};
 use crate::syncable::Syncable;
 
 pub use metadata::RemoteMetaPatch;
-pub use namespace::{NamespaceState, Sibling, SiblingRemote};
+pub use namespace::{NamespaceState, Sibling};
+// Only code outside the planner names the states of a sibling: its tests and the simulation.
+#[cfg(any(test, feature = "unstable-model"))]
+pub use namespace::SiblingRemote;
 pub use transition::{Answer, NotKept, transition};
 
 use metadata::{LocalMeta, Record};
@@ -216,6 +222,7 @@ pub enum Step<K> {
 
 impl<K> Step<K> {
     /// Whether executing the step writes to a cluster.
+    #[cfg(any(test, feature = "unstable-model"))]
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
@@ -224,6 +231,7 @@ impl<K> Step<K> {
     }
 
     /// Whether executing the step deletes something locally.
+    #[cfg(any(test, feature = "unstable-model"))]
     pub fn is_local_delete(&self) -> bool {
         matches!(self, Step::DeleteNamespace { .. } | Step::DeleteLocal(_))
     }
@@ -247,7 +255,7 @@ fn has_finalizer(meta: &ObjectMeta, keys: &Keys) -> bool {
 
 /// The controller that claimed an object, if any.
 pub fn claimed_by<'m>(meta: &'m ObjectMeta, keys: &Keys) -> Option<&'m str> {
-    annotation(meta, &keys.claim)
+    annotation(meta, &keys.claimed_by)
 }
 
 fn terminating(meta: &ObjectMeta) -> bool {
@@ -268,7 +276,7 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///   another controller (see `namespace.rs` for the whole rule).
 /// - A local object is deleted only when the remote object is gone or terminating, when the
 ///   controller has synced it before, and either its namespace is the controller's (and
-///   another object still needs it) or the policy is [`crate::OnRemoteDelete::Resource`].
+///   another object still needs it) or the policy is [`crate::OnRemoteDelete::NamespaceOrResource`].
 /// - The local spec is written at most once per remote change or local drift: the generation
 ///   annotations gate the comparison, so a spec that local defaulting changes does not loop.
 /// - `sync-remote-generation` names only a generation whose spec the local copy holds.

@@ -53,8 +53,8 @@ impl NamespaceState {
             .map(str::to_owned)
             .collect();
         NamespaceState {
-            owner: annotation(meta, &keys.owner).map(str::to_owned),
-            created_by: annotation(meta, &keys.owner_controller).map(str::to_owned),
+            owner: annotation(meta, &keys.namespace_owner).map(str::to_owned),
+            created_by: annotation(meta, &keys.namespace_creator).map(str::to_owned),
             needed_by,
             terminating: terminating(meta),
             uid: meta.uid.clone(),
@@ -195,7 +195,7 @@ pub(super) fn plan_cleanup<K: Syncable>(
     }
     // In a namespace of ours that another object still needs, the local copy goes alone, so
     // nothing of the deleted object keeps running; elsewhere only the resource policy deletes.
-    if (ours || policy == OnRemoteDelete::Resource)
+    if (ours || policy == OnRemoteDelete::NamespaceOrResource)
         && let Some(step) = delete_local(obs, cx)
     {
         return Some(step);
@@ -220,7 +220,7 @@ fn delete_local<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<
     let local = obs.local.as_ref()?;
     // Only objects the controller has synced carry the managed-keys annotation: an object
     // someone created by hand under a matching name is never deleted.
-    annotation(local.meta(), &cx.keys.managed)?;
+    annotation(local.meta(), &cx.keys.managed_keys)?;
     Some(if terminating(local.meta()) {
         Step::Wait("waiting for the local object to be deleted")
     } else {

@@ -113,7 +113,7 @@ impl<K: Syncable> Inner<K> {
         self.metrics.rejected("claimed_elsewhere");
         let note = format!(
             "claimed by controller {owner:?} (annotation {}), so controller {:?} leaves it alone; both match it, so their suffixes or prefixes overlap",
-            self.keys.claim, self.config.controller_name
+            self.keys.claimed_by, self.config.controller_name
         );
         self.warn_remote_typed(remote, "ClaimedByAnotherController", "Claim", note)
             .await;

@@ -28,7 +28,7 @@ use tracing::info;
 
 use crate::config::SyncConfig;
 use crate::deletion::BudgetGuard;
-use crate::error::Error;
+use crate::error::{ConfigError, RunError};
 use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey, is_dns1123_subdomain};
 use crate::metrics::{ControllerMetrics, Metrics};
@@ -58,7 +58,7 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// ```no_run
 /// # use sync_core::{Metrics, Syncable};
-/// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) -> Result<(), sync_core::Error> {
+/// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) -> Result<(), sync_core::RunError> {
 /// let region = std::env::var("REGION_SUFFIX").unwrap_or_default();
 /// let mut registry = prometheus_client::registry::Registry::default();
 /// K::reconciler(remote, local)
@@ -153,21 +153,46 @@ impl<K: Syncable> SyncBuilder<K> {
 
     /// Runs until `shutdown` resolves.
     ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use sync_core::{RunError, Syncable};
+    /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) {
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let reconciler = tokio::spawn(K::reconciler(remote, local).run(async {
+    ///     stopped.await.ok();
+    /// }));
+    /// // ... until the binary is asked to stop:
+    /// stop.send(()).ok();
+    /// match reconciler.await.expect("the reconciler panicked") {
+    ///     Ok(()) => {}
+    ///     Err(RunError::InvalidConfig(e)) => eprintln!("refused: {e}"),
+    ///     Err(e) => eprintln!("stopped: {e}"),
+    /// }
+    /// # }
+    /// ```
+    ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the configuration can never work (an invalid suffix or secret
-    /// name, zero concurrency); [`Error::Leader`] when leader election cannot run. Failures
-    /// of single objects are retried, never returned.
+    /// [`RunError::InvalidConfig`] when the configuration can never work (an invalid suffix or
+    /// secret name, zero concurrency); [`RunError::LeaderElection`] or
+    /// [`RunError::LeaseManagerStopped`] when leader election cannot run. Failures of single
+    /// objects are retried, never returned.
     ///
     /// # Guarantees
     ///
     /// Nothing is written before the initial lists of every watch have completed, so a cache
     /// that is still filling never makes an object look deleted. After `shutdown` resolves no
     /// new reconcile starts; running ones get the shutdown deadline to finish.
+    ///
+    /// # Caveats
+    ///
+    /// Without [`SyncBuilder::leader_election`] every replica writes: run one replica per
+    /// controller name, or enable leader election.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RunError> {
         validate(&self.config)?;
         let (inner, writers) = Inner::<K>::new(
             self.remote.clone(),
@@ -233,17 +258,16 @@ fn forward(triggers: Trigger) -> (mpsc::UnboundedReceiver<ObjectKey>, JoinHandle
     (rx, watch)
 }
 
-fn validate(config: &SyncConfig) -> Result<(), Error> {
+fn validate(config: &SyncConfig) -> Result<(), ConfigError> {
     if config.concurrency == 0 {
-        return Err(Error::Config("`concurrency` must be at least 1".into()));
+        return Err(ConfigError::ZeroConcurrency);
     }
     if !is_dns1123_subdomain(&config.domain) {
-        return Err(Error::Config(format!(
-            "domain {:?} is not a DNS subdomain",
-            config.domain
-        )));
+        return Err(ConfigError::Domain {
+            value: config.domain.clone(),
+        });
     }
-    for (what, v) in [
+    for (field, v) in [
         ("remote_suffix", &config.remote_suffix),
         ("remote_namespace_suffix", &config.remote_namespace_suffix),
         ("local_namespace_suffix", &config.local_namespace_suffix),
@@ -253,28 +277,30 @@ fn validate(config: &SyncConfig) -> Result<(), Error> {
             c.is_ascii_lowercase()
                 || c.is_ascii_digit()
                 || c == b'-'
-                || (what == "remote_suffix" && c == b'.')
+                || (field == "remote_suffix" && c == b'.')
         }) || v.len() > 62
         {
-            return Err(Error::Config(format!(
-                "`{what}` {v:?} can never form a valid Kubernetes name"
-            )));
+            return Err(ConfigError::NamePart {
+                field,
+                value: v.clone(),
+            });
         }
     }
     // The name forms the `needed-by.<controller>` annotation key, whose name part may hold at
     // most 63 characters.
     let name = &config.controller_name;
     if !is_dns1123_subdomain(name) || name.len() > 53 {
-        return Err(Error::Config(format!(
-            "controller name {name:?} must be a DNS subdomain of at most 53 characters"
-        )));
+        return Err(ConfigError::ControllerName {
+            value: name.clone(),
+        });
     }
     let mut seen = HashSet::new();
     for s in &config.secrets {
-        if !is_dns1123_subdomain(s) || !seen.insert(s) {
-            return Err(Error::Config(format!(
-                "secret name {s:?} is invalid or listed twice"
-            )));
+        if !is_dns1123_subdomain(s) {
+            return Err(ConfigError::SecretName { value: s.clone() });
+        }
+        if !seen.insert(s) {
+            return Err(ConfigError::DuplicateSecret { value: s.clone() });
         }
     }
     Ok(())
@@ -390,8 +416,26 @@ mod tests {
     #[test]
     fn invalid_configuration_is_refused() {
         assert!(validate(&SyncConfig::new("x")).is_ok());
-        assert!(validate(&SyncConfig::new("x").remote_suffix("-EU")).is_err());
-        assert!(validate(&SyncConfig::new("x").secrets(["a", "a"])).is_err());
-        assert!(validate(&SyncConfig::new("x").domain("not a domain")).is_err());
+        assert_eq!(
+            validate(&SyncConfig::new("x").remote_suffix("-EU")),
+            Err(ConfigError::NamePart {
+                field: "remote_suffix",
+                value: "-EU".into()
+            })
+        );
+        assert_eq!(
+            validate(&SyncConfig::new("x").secrets(["a", "a"])),
+            Err(ConfigError::DuplicateSecret { value: "a".into() })
+        );
+        assert_eq!(
+            validate(&SyncConfig::new("x").secrets(["A"])),
+            Err(ConfigError::SecretName { value: "A".into() })
+        );
+        assert_eq!(
+            validate(&SyncConfig::new("x").domain("not a domain")),
+            Err(ConfigError::Domain {
+                value: "not a domain".into()
+            })
+        );
     }
 }

@@ -30,9 +30,9 @@ impl<K: Syncable> Inner<K> {
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
         let annotations = [
-            (self.keys.owner.clone(), local_key.name.clone()),
+            (self.keys.namespace_owner.clone(), local_key.name.clone()),
             (
-                self.keys.owner_controller.clone(),
+                self.keys.namespace_creator.clone(),
                 self.config.controller_name.clone(),
             ),
         ];

@@ -12,7 +12,7 @@ use tracing::{Instrument, debug, warn};
 
 use super::Inner;
 use super::state::lock;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::leader::LeaderElection;
 use crate::mapping::ObjectKey;
 use crate::plan::{Answer, Observed, PlanContext, RemoteState, Step, Unkept, plan, transition};
@@ -35,7 +35,7 @@ impl<K: Syncable> Inner<K> {
         backoff: Backoff,
         deadline: Duration,
         shutdown: Shared<BoxFuture<'static, ()>>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RunError> {
         match leader {
             Some(leader) => {
                 let inner = self;

@@ -87,8 +87,8 @@ fn current(w: &World) -> Result<(), String> {
                 .is_none_or(|r| r.metadata.deletion_timestamp.is_some());
             let ns = &w.local.namespaces[&lk.namespace].meta;
             let ours = NamespaceState::from_meta(ns, &setup.keys).is_ours(setup.name(), &lk.name);
-            let due = ours || setup.config.on_remote_delete == OnRemoteDelete::Resource;
-            if remote_gone && due && annotation(&l.metadata, &setup.keys.managed).is_some() {
+            let due = ours || setup.config.on_remote_delete == OnRemoteDelete::NamespaceOrResource;
+            if remote_gone && due && annotation(&l.metadata, &setup.keys.managed_keys).is_some() {
                 return Err(format!(
                     "(5) convergence: {}/{rk} is gone but its local copy {lk} is still there",
                     setup.name()

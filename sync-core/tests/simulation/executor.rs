@@ -52,8 +52,8 @@ pub fn execute(
     Ok(match step {
         Step::CreateNamespace => {
             let annotations = BTreeMap::from([
-                (keys.owner.clone(), local_key.name.clone()),
-                (keys.owner_controller.clone(), me),
+                (keys.namespace_owner.clone(), local_key.name.clone()),
+                (keys.namespace_creator.clone(), me),
             ]);
             namespace(local.create_ns(ns, annotations)?)
         }

@@ -55,7 +55,10 @@ impl std::fmt::Display for Failure {
 /// The two controllers of a seed: one kind per controller, sharing namespaces.
 fn setups(rng: &mut StdRng) -> Vec<Setup> {
     let propagation = [Propagation::Foreground, Propagation::Background];
-    let policy = [OnRemoteDelete::Namespace, OnRemoteDelete::Resource];
+    let policy = [
+        OnRemoteDelete::Namespace,
+        OnRemoteDelete::NamespaceOrResource,
+    ];
     let config = |name: &str, rng: &mut StdRng| {
         SyncConfig::new(name)
             .remote_suffix("-eu")

@@ -45,7 +45,7 @@ fn remote_delete_deletes_nothing_in_a_namespace_the_controller_did_not_create() 
     let f = fixture(
         default_fixture()
             .config
-            .on_remote_delete(OnRemoteDelete::Resource)
+            .on_remote_delete(OnRemoteDelete::NamespaceOrResource)
             .propagation(Propagation::Background),
     );
     assert!(matches!(
@@ -68,7 +68,7 @@ fn the_resource_policy_never_deletes_a_local_object_the_controller_did_not_sync(
     let f = fixture(
         default_fixture()
             .config
-            .on_remote_delete(OnRemoteDelete::Resource),
+            .on_remote_delete(OnRemoteDelete::NamespaceOrResource),
     );
     let mut o = gone(&f, false, false);
     o.local.as_mut().unwrap().metadata.annotations = None;

@@ -60,7 +60,7 @@ fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
                 .on_remote_delete(
                     [
                         OnRemoteDelete::Namespace,
-                        OnRemoteDelete::Resource,
+                        OnRemoteDelete::NamespaceOrResource,
                         OnRemoteDelete::Orphan,
                     ][policy as usize],
                 )
@@ -124,7 +124,7 @@ proptest! {
         }
         if matches!(step, Step::DeleteLocal(_)) {
             let ours = o.namespace.as_ref().is_some_and(|n| n.is_ours("t", "db"));
-            prop_assert!(ours || f.config.on_remote_delete == OnRemoteDelete::Resource, "{step:?}");
+            prop_assert!(ours || f.config.on_remote_delete == OnRemoteDelete::NamespaceOrResource, "{step:?}");
             prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
         }
     }

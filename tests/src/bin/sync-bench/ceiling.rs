@@ -53,7 +53,7 @@ fn local_copy(remote: &Database) -> Database {
     let managed = json!({"labels": labels.keys().collect::<Vec<_>>(), "annotations": []});
     local.metadata.namespace = remote.metadata.namespace.clone();
     local.metadata.labels = Some(labels);
-    local.metadata.annotations = Some([(keys().managed, managed.to_string())].into());
+    local.metadata.annotations = Some([(keys().managed_keys, managed.to_string())].into());
     local
 }
 
@@ -66,7 +66,7 @@ async fn create_local_namespaces(
     for_each(layout.namespaces, concurrency, |i| {
         let api = api.clone();
         let mut ns = layout.namespace_object(i);
-        ns.metadata.annotations = Some([(keys().owner, layout.name(i))].into());
+        ns.metadata.annotations = Some([(keys().namespace_owner, layout.name(i))].into());
         async move {
             api.create(&PostParams::default(), &ns)
                 .await
