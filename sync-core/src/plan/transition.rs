@@ -79,40 +79,12 @@ pub fn transition<K: Syncable>(
         (
             Step::CreateLocal { object, spec_of } | Step::UpdateLocal { object, spec_of },
             Answer::Object(stored),
-        ) => {
-            if spec_of.is_some() {
-                obs.spec_applied = *spec_of;
-            }
-            let sent = LocalMeta::of(object.meta());
-            let kept = sent.kept_by(stored.meta(), cx.keys);
-            let got = LocalMeta::of(stored.meta()).fingerprint();
-            obs.local = Some(stored);
-            let write = NotKeptWrite {
-                sent: sent.fingerprint(),
-                stored: got,
-            };
-            return remember(
-                &mut obs.unkept.local_meta,
-                kept,
-                write,
-                NotKept::LocalMetadata,
-            );
-        }
+        ) => return local_written(obs, object, *spec_of, stored, cx),
         (Step::PatchRemote(_) | Step::ReleaseFinalizer(_), Answer::Object(stored)) => {
             obs.remote = RemoteState::Present(stored);
         }
         (Step::PatchRemoteStatus(sent), Answer::Object(stored)) => {
-            let got = stored
-                .status()
-                .and_then(|s| serde_json::to_value(s).ok())
-                .unwrap_or(Value::Null);
-            let kept = got == *sent;
-            obs.remote = RemoteState::Present(stored);
-            let write = NotKeptWrite {
-                sent: sent.clone(),
-                stored: got,
-            };
-            return remember(&mut obs.unkept.status, kept, write, NotKept::RemoteStatus);
+            return status_written(obs, sent, stored);
         }
         (Step::PushSecret { name, version, .. }, Answer::Done) => {
             obs.pushed_secrets.insert(name.clone(), version.clone());
@@ -122,6 +94,48 @@ pub fn transition<K: Syncable>(
         _ => {}
     }
     None
+}
+
+/// A local create or update answered: the spec it carried is applied, and its copied labels
+/// and annotations were kept or not.
+fn local_written<K: Syncable>(
+    obs: &mut Observed<K>,
+    sent: &K,
+    spec_of: Option<i64>,
+    stored: K,
+    cx: &PlanContext<'_>,
+) -> Option<NotKept> {
+    if spec_of.is_some() {
+        obs.spec_applied = spec_of;
+    }
+    let sent = LocalMeta::of(sent.meta());
+    let kept = sent.kept_by(stored.meta(), cx.keys);
+    let write = NotKeptWrite {
+        sent: sent.fingerprint(),
+        stored: LocalMeta::of(stored.meta()).fingerprint(),
+    };
+    obs.local = Some(stored);
+    remember(
+        &mut obs.unkept.local_meta,
+        kept,
+        write,
+        NotKept::LocalMetadata,
+    )
+}
+
+/// A remote status patch answered: the status was kept as sent, or not.
+fn status_written<K: Syncable>(obs: &mut Observed<K>, sent: &Value, stored: K) -> Option<NotKept> {
+    let got = stored
+        .status()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let kept = got == *sent;
+    obs.remote = RemoteState::Present(stored);
+    let write = NotKeptWrite {
+        sent: sent.clone(),
+        stored: got,
+    };
+    remember(&mut obs.unkept.status, kept, write, NotKept::RemoteStatus)
 }
 
 /// Records a write that was not kept (or forgets one that now was); reports it only when it
