@@ -88,6 +88,38 @@ struct Queue<Key> {
 }
 
 impl<Key: Clone + Eq + Hash> Queue<Key> {
+    /// Files a key whose pass ended: again at once if it changed meanwhile (unless it failed),
+    /// else after the delay its outcome asks for.
+    fn finished(&mut self, key: Key, outcome: Outcome, backoff: &Backoff) {
+        self.running.remove(&key);
+        let dirty = self.dirty.remove(&key);
+        if outcome != Outcome::Failed {
+            self.failures.remove(&key);
+        }
+        if outcome != Outcome::Conflict {
+            self.conflicts.remove(&key);
+        }
+        match outcome {
+            _ if dirty && outcome != Outcome::Failed => self.now(key),
+            Outcome::Done => {}
+            Outcome::RequeueAfter(d) => self.later(key, d),
+            Outcome::Conflict => {
+                let n = self.conflicts.entry(key.clone()).or_default();
+                *n += 1;
+                let delay = CONFLICT_DELAY
+                    .saturating_mul(1u32 << (*n - 1).min(16))
+                    .min(CONFLICT_MAX);
+                self.later(key, delay);
+            }
+            Outcome::Failed => {
+                let n = self.failures.entry(key.clone()).or_default();
+                *n += 1;
+                let delay = backoff.delay(*n);
+                self.later(key, delay);
+            }
+        }
+    }
+
     fn now(&mut self, key: Key) {
         if self.running.contains(&key) {
             self.dirty.insert(key);
@@ -186,36 +218,7 @@ pub(crate) async fn run<Key, F, Fut>(
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 let Ok((key, outcome)) = joined else { continue };
-                q.running.remove(&key);
-                let dirty = q.dirty.remove(&key);
-                match outcome {
-                    Outcome::Done | Outcome::RequeueAfter(_) | Outcome::Conflict => {
-                        q.failures.remove(&key);
-                    }
-                    Outcome::Failed => {}
-                }
-                if outcome != Outcome::Conflict {
-                    q.conflicts.remove(&key);
-                }
-                match outcome {
-                    _ if dirty && outcome != Outcome::Failed => q.now(key),
-                    Outcome::Done => {}
-                    Outcome::RequeueAfter(d) => q.later(key, d),
-                    Outcome::Conflict => {
-                        let n = q.conflicts.entry(key.clone()).or_default();
-                        *n += 1;
-                        let delay = CONFLICT_DELAY
-                            .saturating_mul(1u32 << (*n - 1).min(16))
-                            .min(CONFLICT_MAX);
-                        q.later(key, delay);
-                    }
-                    Outcome::Failed => {
-                        let n = q.failures.entry(key.clone()).or_default();
-                        *n += 1;
-                        let delay = config.backoff.delay(*n);
-                        q.later(key, delay);
-                    }
-                }
+                q.finished(key, outcome, &config.backoff);
             }
         }
     }
