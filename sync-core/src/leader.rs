@@ -130,22 +130,7 @@ impl LeaderElection {
                 }
             }
             info!(lease = %self.lease_name, identity = %self.identity, "leading");
-            let mut lost = leading.clone();
-            let stop = {
-                let shutdown = shutdown.clone();
-                async move {
-                    let lost = async move {
-                        while *lost.borrow_and_update() {
-                            if lost.changed().await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    tokio::select! { () = shutdown => {}, () = lost => {} }
-                }
-                .boxed()
-            };
-            keys = work(keys, stop).await;
+            keys = work(keys, lost_or_shutdown(leading.clone(), shutdown.clone())).await;
             if shutdown_seen.peek().is_some() {
                 // Dropping the receiver makes the manager release the Lease. A standby still
                 // wakes only at the expiry it last read (kube-lease-manager sleeps until
@@ -158,4 +143,22 @@ impl LeaderElection {
             info!(lease = %self.lease_name, identity = %self.identity, "lost the lease; standing by");
         }
     }
+}
+
+/// Resolves when the Lease is lost or shutdown is asked, whichever comes first.
+fn lost_or_shutdown(
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shared<BoxFuture<'static, ()>>,
+) -> BoxFuture<'static, ()> {
+    async move {
+        let lost = async move {
+            while *leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::select! { () = shutdown => {}, () = lost => {} }
+    }
+    .boxed()
 }

@@ -88,6 +88,19 @@ struct Queue<Key> {
 }
 
 impl<Key: Clone + Eq + Hash> Queue<Key> {
+    fn new() -> Self {
+        Queue {
+            ready: VecDeque::new(),
+            queued: HashSet::new(),
+            delayed: DelayQueue::new(),
+            delayed_keys: HashMap::new(),
+            running: HashSet::new(),
+            dirty: HashSet::new(),
+            failures: HashMap::new(),
+            conflicts: HashMap::new(),
+        }
+    }
+
     /// Files a key whose pass ended: again at once if it changed meanwhile (unless it failed),
     /// else after the delay its outcome asks for.
     fn finished(&mut self, key: Key, outcome: Outcome, backoff: &Backoff) {
@@ -175,16 +188,7 @@ pub(crate) async fn run<Key, F, Fut>(
     F: Fn(Key) -> Fut,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let mut q = Queue {
-        ready: VecDeque::new(),
-        queued: HashSet::new(),
-        delayed: DelayQueue::new(),
-        delayed_keys: HashMap::new(),
-        running: HashSet::new(),
-        dirty: HashSet::new(),
-        failures: HashMap::new(),
-        conflicts: HashMap::new(),
-    };
+    let mut q = Queue::new();
     for key in initial {
         q.now(key);
     }
