@@ -71,7 +71,7 @@ fn header(what: &str) -> String {
 
 /// One YAML document.
 pub fn doc<T: Serialize>(object: &T) -> String {
-    let yaml = serde_yaml::to_string(object).expect("Kubernetes objects serialise to YAML");
+    let yaml = serde_saphyr::to_string(object).expect("Kubernetes objects serialise to YAML");
     format!("---\n{yaml}")
 }
 

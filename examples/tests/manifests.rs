@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 
 use clap::CommandFactory;
+use kube::CustomResourceExt;
+use sync_examples::database::Database;
 use sync_examples::flags::Args;
 use sync_examples::manifests::{self, COMMAND};
 
@@ -23,6 +25,22 @@ fn checked_in_yaml_is_what_the_code_generates() {
          refresh them with `{COMMAND}` and commit the result",
         stale.join(",")
     );
+}
+
+#[test]
+fn generated_yaml_reads_back_as_the_objects_it_came_from() {
+    let crd = Database::crd();
+    let yaml = manifests::doc(&crd);
+    let read: serde_json::Value = serde_saphyr::from_str(&yaml).expect("the YAML parses");
+    assert_eq!(read, serde_json::to_value(&crd).unwrap());
+    for (name, text) in manifests::files() {
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            !docs.is_empty() && docs.iter().all(|d| d["kind"].is_string()),
+            "{name} should hold Kubernetes objects, read back as {docs:?}"
+        );
+    }
 }
 
 #[test]

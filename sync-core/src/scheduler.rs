@@ -12,7 +12,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rand::Rng;
+use rand::RngExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::time::{DelayQueue, delay_queue};

@@ -1,6 +1,6 @@
 //! The demo: the whole sync loop on two clusters, in one command.
 //!
-//! `cargo run -p sync-examples --bin demo` starts two control planes (remote and local),
+//! `cargo run -p sync-demo` starts two control planes (remote and local),
 //! runs the agent and the local controller against them, changes objects on the remote
 //! cluster and shows each object on both clusters as it happens. `--help` lists the flags.
 

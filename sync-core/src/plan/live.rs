@@ -1,0 +1,169 @@
+//! What a live object needs next: the claim, its namespace, the local copy, spec, labels and
+//! annotations down; the record, status and secrets up.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::metadata::{self, LocalMeta, Record};
+use super::{NotKeptWrite, Observed, PlanContext, SecretPayload, Step, annotation, terminating};
+use crate::keys::Keys;
+use crate::syncable::Syncable;
+
+pub(super) fn plan_live<K: Syncable>(
+    remote: &K,
+    obs: &Observed<K>,
+    cx: &PlanContext<'_>,
+) -> Step<K> {
+    let claim = metadata::claim_patch(remote.meta(), cx);
+    if !claim.is_empty() {
+        return Step::PatchRemote(claim);
+    }
+    match &obs.namespace {
+        None => return Step::CreateNamespace,
+        Some(ns) if ns.terminating => {
+            return Step::Wait("waiting for the terminating local namespace to go");
+        }
+        Some(ns) if ns.wants_mark(&cx.config.controller_name) => return Step::MarkNamespace,
+        Some(_) => {}
+    }
+    let Some(local) = &obs.local else {
+        return create_local(remote, obs, cx);
+    };
+    if terminating(local.meta()) {
+        return Step::Wait("waiting for the terminating local object to go");
+    }
+    if let Some(step) = update_local(remote, local, obs, cx) {
+        return step;
+    }
+    let recorded = metadata::recorded_secret_versions(remote.meta(), cx.keys);
+    // Here the local spec holds the remote generation's: written by this pass, compared
+    // equal, or (no generation moved) recorded so already.
+    if let Some(applied) = remote.meta().generation {
+        let record = Record {
+            applied,
+            local_generation: local.meta().generation,
+            local_uid: local.meta().uid.as_deref(),
+            recorded: &recorded,
+            pushed: &obs.pushed_secrets,
+        };
+        let patch = metadata::remote_meta_patch(remote.meta(), &record, cx.keys);
+        if !patch.is_empty() {
+            return Step::PatchRemote(patch);
+        }
+    }
+    if let Some(status) = status_to_send(remote, local, obs) {
+        return Step::PatchRemoteStatus(status);
+    }
+    // Secrets go last: a remote secret that does not exist yet must not hold up the spec,
+    // the generation annotations or the status.
+    secret_to_push(remote, obs, &recorded, cx).unwrap_or(Step::InSync)
+}
+
+/// The first step towards a local copy that does not exist.
+fn create_local<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+    // A record of a local copy that is gone goes first: the new copy's generation counts
+    // again from 1 and could meet the old record, claiming currency for a spec never
+    // checked, if the new record could not be written after the create. While the remote
+    // cluster is down, re-creating the copy comes first: the new copy's UID differs from the
+    // recorded one, so its spec is compared (and any drift reverted) on every pass until the
+    // record is written.
+    let forget = metadata::forget_local(remote.meta(), cx.keys);
+    if !forget.is_empty() && !obs.remote_down {
+        return Step::PatchRemote(forget);
+    }
+    let meta = metadata::new_local_meta(remote.meta(), cx);
+    Step::CreateLocal {
+        object: Box::new(K::from_parts(meta, K::new_local_spec(remote.spec()))),
+        spec_of: remote.meta().generation,
+    }
+}
+
+/// The first configured secret whose current version was not sent up yet.
+fn secret_to_push<K: Syncable>(
+    remote: &K,
+    obs: &Observed<K>,
+    recorded: &BTreeMap<String, String>,
+    cx: &PlanContext<'_>,
+) -> Option<Step<K>> {
+    obs.secrets
+        .iter()
+        .find_map(|(name, SecretPayload(secret))| {
+            let version = secret.metadata.resource_version.clone().unwrap_or_default();
+            let sent = obs.pushed_secrets.get(name).or_else(|| recorded.get(name));
+            (sent != Some(&version)).then(|| Step::PushSecret {
+                name: name.clone(),
+                version,
+                remote: Box::new(SecretPayload(metadata::remote_secret(secret, remote, cx))),
+            })
+        })
+}
+
+/// The update the local object needs (spec, labels, annotations), if any.
+fn update_local<K: Syncable>(
+    remote: &K,
+    local: &K,
+    obs: &Observed<K>,
+    cx: &PlanContext<'_>,
+) -> Option<Step<K>> {
+    let generation = remote.meta().generation;
+    let mut desired = local.clone();
+    let mut spec_differs = false;
+    // A spec this pass wrote for this very generation is not compared again: local
+    // defaulting or admission may have changed it, and writing it again would loop.
+    if obs.spec_applied.is_none_or(|g| Some(g) != generation)
+        && spec_check_due(remote, local, cx.keys)
+    {
+        K::copy_spec(remote.spec(), desired.spec_mut());
+        spec_differs =
+            serde_json::to_value(desired.spec()).ok() != serde_json::to_value(local.spec()).ok();
+    }
+    let current = LocalMeta::of(local.meta()).fingerprint();
+    let meta = metadata::desired_local_meta(remote.meta(), local.meta(), cx.keys)
+        // Labels and annotations the server rewrote are not sent again until they change.
+        .filter(|m| {
+            !NotKeptWrite::repeats(obs.unkept.local_meta.as_ref(), &m.fingerprint(), &current)
+        });
+    if !spec_differs && meta.is_none() {
+        return None;
+    }
+    if let Some(LocalMeta {
+        labels,
+        annotations,
+    }) = meta
+    {
+        desired.meta_mut().labels = metadata::none_if_empty(labels);
+        desired.meta_mut().annotations = Some(annotations);
+    }
+    // Whichever way the spec got here (copied now, applied earlier this pass, or recorded
+    // as applied with no generation moved since), it is the remote generation's.
+    Some(Step::UpdateLocal {
+        object: Box::new(desired),
+        spec_of: generation,
+    })
+}
+
+/// The spec is compared only when the remote generation moved (a remote change) or the local
+/// generation moved (a local edit) since the last recorded apply, or the local object is not
+/// the one recorded (re-created, its generation counts again from 1). Malformed or missing
+/// annotations count as moved.
+fn spec_check_due<K: Syncable>(remote: &K, local: &K, keys: &Keys) -> bool {
+    use metadata::generation_annotation as recorded;
+    recorded(remote.meta(), &keys.remote_generation) != remote.meta().generation
+        || recorded(remote.meta(), &keys.local_generation) != local.meta().generation
+        || annotation(remote.meta(), &keys.local_uid) != local.meta().uid.as_deref()
+}
+
+/// The local status, when the remote one differs from it and it was not sent already
+/// without being kept.
+fn status_to_send<K: Syncable>(remote: &K, local: &K, obs: &Observed<K>) -> Option<Value> {
+    let local_status = serde_json::to_value(local.status()?).unwrap_or(Value::Null);
+    let remote_status = remote
+        .status()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    // `()` is the status of a kind without one: nothing to send.
+    let differs = !local_status.is_null() && remote_status != local_status;
+    let repeats = NotKeptWrite::repeats(obs.unkept.status.as_ref(), &local_status, &remote_status);
+    (differs && !repeats).then_some(local_status)
+}
