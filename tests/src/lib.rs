@@ -40,6 +40,7 @@ pub mod controller;
 mod crd;
 pub mod crds;
 mod error;
+pub mod fragile;
 pub mod harness;
 mod plane;
 mod process;

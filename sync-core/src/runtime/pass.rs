@@ -2,13 +2,15 @@
 //! queue of keys that runs the passes.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use kube::Client;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, debug, error, warn};
 
 use super::Inner;
 use super::state::lock;
@@ -93,8 +95,16 @@ impl<K: Syncable> Inner<K> {
             remote = %key,
             local = tracing::field::Empty,
         );
-        let result = self.reconcile_key(&key).instrument(span.clone()).await;
+        // A panic in a pass (the kind's own copy functions are user code) must not take the
+        // key with it: the queue would wait for the pass for good. It counts as a failure.
+        let pass = AssertUnwindSafe(self.reconcile_key(&key).instrument(span.clone()));
+        let result = pass.catch_unwind().await;
         let _entered = span.enter();
+        let Ok(result) = result else {
+            error!("reconcile panicked; retrying with backoff");
+            self.metrics.reconciled("panic");
+            return Outcome::Failed;
+        };
         let (label, outcome) = match result {
             Ok(r) => r,
             Err(e) if e.is_conflict() => {
