@@ -254,7 +254,7 @@ mod tests {
         assert!(b.delay(40) >= Duration::from_secs(1));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_key_is_never_reconciled_twice_at_once_and_reruns_when_dirty() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let active = Arc::new(Mutex::new(HashSet::new()));
@@ -302,7 +302,7 @@ mod tests {
         assert!((2..=3).contains(&ones), "key 1 ran {ones} times: {runs:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn failures_are_retried_with_backoff() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let runs = Arc::new(Mutex::new(Vec::new()));
@@ -341,10 +341,12 @@ mod tests {
         handle.await.unwrap();
         let runs = runs.lock().unwrap();
         assert!(runs.len() >= 4, "only {} retries", runs.len());
-        // Capped: never more than 80 ms apart (plus scheduling slack), never a hot loop.
+        // On the paused clock the gaps are exact: each is the backoff of its failure count,
+        // with jitter between half and all of it, and capped at 80 ms.
         for w in runs.windows(2) {
             let gap = w[1] - w[0];
             assert!(gap >= Duration::from_millis(10), "retried after {gap:?}");
+            assert!(gap <= Duration::from_millis(80), "retried after {gap:?}");
         }
         assert!(
             runs.len() < 40,
@@ -353,7 +355,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_retry_notification_runs_every_failed_key_at_once_despite_its_backoff() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let runs = Arc::new(Mutex::new(Vec::new()));
@@ -408,7 +410,7 @@ mod tests {
         assert_eq!(runs, vec![0, 1, 1, 2, 2]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_conflict_that_repeats_is_retried_less_and_less_often() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let runs = Arc::new(Mutex::new(0u32));
@@ -442,8 +444,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop_tx.send(()).unwrap();
         handle.await.unwrap();
-        // 50, 100, 200, 400 ms: five runs in the first second, where a fixed 50 ms made 20.
+        // 50, 100, 200, 400 ms: on the paused clock, runs at 0, 50, 150, 350 and 750 ms, five
+        // in the first second, where a fixed 50 ms made 20.
         let runs = *runs.lock().unwrap();
-        assert!((3..=7).contains(&runs), "{runs} runs in 1 s");
+        assert_eq!(runs, 5, "{runs} runs in 1 s");
     }
 }
