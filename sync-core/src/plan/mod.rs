@@ -28,10 +28,7 @@ use crate::mapping::{Mapping, ObjectKey};
 use crate::syncable::Syncable;
 
 pub use metadata::RemoteMetaPatch;
-pub use namespace::{NamespaceState, Sibling};
-// Only code outside the planner names the states of a sibling: its tests and the simulation.
-#[cfg(any(test, feature = "unstable-model"))]
-pub use namespace::SiblingRemote;
+pub use namespace::{NamespaceState, Sibling, SiblingRemote};
 pub use transition::{Answer, NotKept, transition};
 
 /// A Secret whose `Debug` shows its name and data keys, never its data, so a debug log of an

@@ -120,9 +120,11 @@ pub enum SiblingRemote {
     Paused,
     /// It is terminating and not paused: its own clean-up is under way.
     Terminating,
-    /// The cache does not hold it. A cache miss is not proof that it is gone: only that
-    /// object's own pass (an uncached read answering 404) proves it.
+    /// The cache does not hold it. A cache miss is not proof that it is gone: only an
+    /// uncached read answering 404 proves it.
     NotCached,
+    /// An uncached read answered 404: it is gone.
+    Gone,
 }
 
 impl Sibling {
@@ -155,7 +157,7 @@ impl Sibling {
     pub fn needs_namespace(&self) -> bool {
         match self.remote {
             SiblingRemote::Live | SiblingRemote::Paused => true,
-            SiblingRemote::Terminating => false,
+            SiblingRemote::Terminating | SiblingRemote::Gone => false,
             SiblingRemote::NotCached => self.has_local,
         }
     }

@@ -12,7 +12,7 @@ use super::Inner;
 use super::state::{key_of, lock};
 use crate::error::Error;
 use crate::mapping::ObjectKey;
-use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling};
+use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling, SiblingRemote};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
@@ -81,7 +81,8 @@ impl<K: Syncable> Inner<K> {
         obs.secrets = secrets;
         obs.remote_down = self.remote_reach.is_down();
         if cleaning_up {
-            obs.siblings = Some(self.siblings(local_key));
+            let siblings = self.siblings(local_key);
+            obs.siblings = Some(self.confirm_gone(siblings, &local_key.namespace).await);
         }
         Ok(Some(obs))
     }
@@ -161,6 +162,25 @@ impl<K: Syncable> Inner<K> {
     fn may_clean(&self, ns: &NamespaceState, local_key: &ObjectKey) -> bool {
         let me = &self.config.controller_name;
         ns.is_ours(me, &local_key.name) || ns.needed_by.contains(me)
+    }
+
+    /// Asks the remote API about each sibling whose local copy exists but whose remote object
+    /// the cache lacks: a 404 proves it gone, so it does not hold the namespace, and its copy
+    /// need not be deleted on its own first. Any other answer leaves it unproven.
+    async fn confirm_gone(&self, mut siblings: Vec<Sibling>, namespace: &str) -> Vec<Sibling> {
+        for s in &mut siblings {
+            if s.remote != SiblingRemote::NotCached || !s.has_local {
+                continue;
+            }
+            let local_key = ObjectKey::new(namespace, s.local_name.clone());
+            let Some(key) = self.mapping.to_remote(&local_key) else {
+                continue;
+            };
+            if let Ok(RemoteState::Gone) = self.read_remote(&key).await {
+                s.remote = SiblingRemote::Gone;
+            }
+        }
+        siblings
     }
 
     /// This controller's other objects that map into the same local namespace: each local

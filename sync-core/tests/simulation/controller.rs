@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use kube::core::ObjectMeta;
-use sync_core::plan::{NamespaceState, Observed, PlanContext, RemoteState, Sibling, Unkept};
+use sync_core::plan::{
+    NamespaceState, Observed, PlanContext, RemoteState, Sibling, SiblingRemote, Unkept,
+};
 use sync_core::{Keys, Mapping, ObjectKey, SyncConfig};
 
 use crate::cluster::{Change, Cluster};
@@ -226,7 +228,20 @@ impl Controller {
         };
         let mut obs = Observed::new(remote, local, namespace);
         if cleaning_up {
-            obs.siblings = Some(self.siblings(local_key));
+            // As the runtime does: an unproven sibling is looked up uncached.
+            let mut siblings = self.siblings(local_key);
+            for s in &mut siblings {
+                let lk = ObjectKey::new(local_key.namespace.clone(), s.local_name.clone());
+                let gone = self
+                    .setup
+                    .mapping
+                    .to_remote(&lk)
+                    .is_some_and(|rk| !truth.objects[self.setup.kind].contains_key(&rk));
+                if s.remote == SiblingRemote::NotCached && s.has_local && gone {
+                    s.remote = SiblingRemote::Gone;
+                }
+            }
+            obs.siblings = Some(siblings);
         }
         obs.unkept = self.unkept.get(key).cloned().unwrap_or_default();
         Some(obs)
