@@ -341,8 +341,7 @@ mod tests {
         handle.await.unwrap();
         let runs = runs.lock().unwrap();
         assert!(runs.len() >= 4, "only {} retries", runs.len());
-        // On the paused clock the gaps are exact: each is the backoff of its failure count,
-        // with jitter between half and all of it, and capped at 80 ms.
+        // Exact on the paused clock: each gap is a jittered backoff, capped at 80 ms.
         for w in runs.windows(2) {
             let gap = w[1] - w[0];
             assert!(gap >= Duration::from_millis(10), "retried after {gap:?}");
@@ -444,8 +443,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop_tx.send(()).unwrap();
         handle.await.unwrap();
-        // 50, 100, 200, 400 ms: on the paused clock, runs at 0, 50, 150, 350 and 750 ms, five
-        // in the first second, where a fixed 50 ms made 20.
+        // Runs at 0, 50, 150, 350 and 750 ms: five in 1 s, where a fixed 50 ms made 20.
         let runs = *runs.lock().unwrap();
         assert_eq!(runs, 5, "{runs} runs in 1 s");
     }
