@@ -1,5 +1,7 @@
 //! The writes to the local cluster's copy of the object (its namespace: `namespaces.rs`).
 
+use std::future::Future;
+
 use kube::api::{DeleteParams, DynamicObject, Preconditions};
 use tracing::info;
 
@@ -20,22 +22,9 @@ impl<K: Syncable> Inner<K> {
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
         let body = to_dynamic(obj)?;
-        let r = self
-            .local_call(self.local_api(local_key).create(&self.post_params(), &body))
-            .await;
-        let created = self
-            .write_result(
-                Cluster::Local,
-                r,
-                "create local object".to_owned(),
-                remote_obj,
-            )
-            .await?;
-        self.metrics.wrote(Cluster::Local, "create", "objects");
-        self.spec_written(key);
-        self.remember(key, None, Some(&created.metadata));
-        info!("created local object");
-        self.answer(&created, "created object")
+        let (api, pp) = (self.local_api(local_key), self.post_params());
+        let request = api.create(&pp, &body);
+        self.write_local(request, "create", key, remote_obj).await
     }
 
     pub(super) async fn update_local(
@@ -46,26 +35,29 @@ impl<K: Syncable> Inner<K> {
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
         let body = to_dynamic(obj)?;
-        let r = self
-            .local_call(self.local_api(local_key).replace(
-                &local_key.name,
-                &self.post_params(),
-                &body,
-            ))
-            .await;
-        let updated = self
-            .write_result(
-                Cluster::Local,
-                r,
-                "update local object".to_owned(),
-                remote_obj,
-            )
+        let (api, pp) = (self.local_api(local_key), self.post_params());
+        let request = api.replace(&local_key.name, &pp, &body);
+        self.write_local(request, "update", key, remote_obj).await
+    }
+
+    /// Sends a create or update of the local object (`verb`) and takes its answer.
+    async fn write_local(
+        &self,
+        request: impl Future<Output = Result<DynamicObject, kube::Error>>,
+        verb: &'static str,
+        key: &ObjectKey,
+        remote_obj: Option<&K>,
+    ) -> Result<Answer<K>, Error> {
+        let r = self.local_call(request).await;
+        let action = format!("{verb} local object");
+        let written = self
+            .write_result(Cluster::Local, r, action, remote_obj)
             .await?;
-        self.metrics.wrote(Cluster::Local, "update", "objects");
+        self.metrics.wrote(Cluster::Local, verb, "objects");
         self.spec_written(key);
-        self.remember(key, None, Some(&updated.metadata));
-        info!("updated local object");
-        self.answer(&updated, "updated object")
+        self.remember(key, None, Some(&written.metadata));
+        info!("{verb}d local object");
+        self.answer(&written, &format!("{verb}d object"))
     }
 
     pub(super) async fn delete_local(
