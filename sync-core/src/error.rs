@@ -164,3 +164,47 @@ pub(crate) fn api_status(e: &kube::Error) -> Option<(&str, &str, u16)> {
         _ => None,
     }
 }
+
+/// Whether an API error says that the object `name` does not exist.
+///
+/// Not every 404 says so. A resource the server does not serve (a CRD version no longer
+/// served, a CRD deleted) answers 404 "the server could not find the requested resource" to
+/// every request, with no object named in the status details; reading that as "gone" would
+/// release remote objects whose local copies still exist. Only a 404 that names the object
+/// proves it absent.
+pub(crate) fn is_object_not_found(e: &kube::Error, name: &str) -> bool {
+    match e {
+        kube::Error::Api(s) => {
+            s.is_not_found() && s.details.as_ref().is_some_and(|d| d.name == name)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::is_object_not_found;
+
+    fn not_found(details: serde_json::Value) -> kube::Error {
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+            "code": 404, "message": "not found", "details": details,
+        });
+        kube::Error::Api(Box::new(serde_json::from_value(status).unwrap()))
+    }
+
+    #[test]
+    fn only_a_404_naming_the_object_proves_it_absent() {
+        let named = |name: &str| not_found(json!({ "name": name, "kind": "databases" }));
+        assert!(is_object_not_found(&named("a"), "a"));
+        assert!(!is_object_not_found(&named("b"), "a"));
+        // "the server could not find the requested resource": no object named.
+        assert!(!is_object_not_found(&not_found(json!({})), "a"));
+        assert!(!is_object_not_found(
+            &not_found(serde_json::Value::Null),
+            "a"
+        ));
+    }
+}

@@ -42,6 +42,7 @@ pub mod crds;
 mod error;
 pub mod fragile;
 pub mod harness;
+pub mod loose;
 mod plane;
 mod process;
 pub mod second_kind;

@@ -548,3 +548,112 @@ async fn a_panic_in_user_code_fails_one_object_which_retries_and_syncs_once_fixe
     let _ = stop.send(());
     run.await.unwrap().unwrap();
 }
+
+/// A remote spec that stopped fitting the kind (the CRD's schema is laxer than the Rust type)
+/// does not hold up a deletion: clean-up needs only metadata, so the terminating object's copy
+/// and namespace go and the object is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminating_remote_object_whose_spec_no_longer_parses_is_released() {
+    use sync_tests::loose::{self, Loose, loose};
+    let pair = setup().await;
+    let t = test_env("unparsed").await;
+    loose::install_crds(&t.r, &t.l).await;
+    let c = start::<Loose>(pair, &t.name, |c| c.namespace_prefix(t.prefix())).await;
+    let remote: Api<Loose> = Api::namespaced(t.r.clone(), &t.ns);
+    let local: Api<Loose> = Api::namespaced(t.l.clone(), &t.ns);
+    remote
+        .create(&PostParams::default(), &loose("a", 1))
+        .await
+        .unwrap();
+    eventually("a local copy and our finalizer", WAIT, || async {
+        let r = remote.get("a").await.map_err(|e| e.to_string())?;
+        let l = local.get_opt("a").await.map_err(|e| e.to_string())?;
+        if l.is_some() && !r.finalizers().is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "finalizers {:?}, copy {}",
+                r.finalizers(),
+                l.is_some()
+            ))
+        }
+    })
+    .await;
+
+    // The answers no longer parse either: a serde error means the server took the write.
+    let parsed_or_taken = |r: kube::Result<()>| match r {
+        Ok(()) | Err(kube::Error::SerdeError(_)) => {}
+        Err(e) => panic!("{e}"),
+    };
+    parsed_or_taken(
+        remote
+            .patch(
+                "a",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": { "size": "not a number" } })),
+            )
+            .await
+            .map(drop),
+    );
+    parsed_or_taken(remote.delete("a", &Default::default()).await.map(drop));
+    t.gone(&remote, "a").await;
+    t.gone(&local, "a").await;
+    c.stop().await;
+}
+
+/// A 404 that does not name the object ("the server could not find the requested resource":
+/// here the local CRD stops serving the version the controller uses) is not "gone": the
+/// remote object keeps its finalizer until its local copy is really deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_no_longer_served_is_not_taken_for_a_deleted_object() {
+    use sync_tests::loose::{self, Fickle, fickle};
+    let pair = setup().await;
+    let t = test_env("unserved").await;
+    loose::install_crds(&t.r, &t.l).await;
+    let c = start::<Fickle>(pair, &t.name, |c| c.namespace_prefix(t.prefix())).await;
+    let remote: Api<Fickle> = Api::namespaced(t.r.clone(), &t.ns);
+    let local: Api<Fickle> = Api::namespaced(t.l.clone(), &t.ns);
+    // Two objects, so the namespace stays and the copy of the deleted one is deleted alone.
+    for name in ["a", "b"] {
+        remote
+            .create(&PostParams::default(), &fickle(name, 1))
+            .await
+            .unwrap();
+    }
+    for name in ["a", "b"] {
+        eventually(&format!("a local copy of {name}"), WAIT, || async {
+            let l = local.get_opt(name).await.map_err(|e| e.to_string())?;
+            l.map(|_| ()).ok_or_else(|| "no copy".to_string())
+        })
+        .await;
+    }
+
+    loose::serve_v1::<Fickle>(&t.l, false).await;
+    eventually("local v1 no longer served", WAIT, || async {
+        match local.get_opt("a").await {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(s.message),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    remote.delete("a", &Default::default()).await.unwrap();
+    // The delete of the copy answers 404 for the resource; the object must stay held.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let r = remote.get_opt("a").await.unwrap();
+    assert!(
+        r.as_ref().is_some_and(|r| !r.finalizers().is_empty()),
+        "released while its local copy could not be deleted: {r:?}"
+    );
+
+    loose::serve_v1::<Fickle>(&t.l, true).await;
+    t.gone(&remote, "a").await;
+    let left = Api::<Fickle>::namespaced(t.l.clone(), &t.ns)
+        .get_opt("a")
+        .await
+        .unwrap();
+    assert!(
+        left.is_none(),
+        "the local copy outlived its remote object: {left:?}"
+    );
+    c.stop().await;
+}

@@ -56,6 +56,34 @@ pub enum RemoteState<K> {
     /// It is confirmed gone: an uncached read answered 404. A cache miss, an unreachable API
     /// or an unfinished initial list never produces this state.
     Gone,
+    /// It exists, but its spec does not fit the kind, so only its metadata is known. Nothing
+    /// is synced from it; once it is terminating, its clean-up (which needs only metadata)
+    /// runs and it is released, so a spec that stopped parsing never holds up a deletion.
+    Unreadable(Box<ObjectMeta>),
+}
+
+impl<K: Syncable> RemoteState<K> {
+    /// The remote object's metadata, unless it is gone.
+    pub fn meta(&self) -> Option<&ObjectMeta> {
+        match self {
+            RemoteState::Present(r) => Some(r.meta()),
+            RemoteState::Unreadable(meta) => Some(meta),
+            RemoteState::Gone => None,
+        }
+    }
+
+    /// The remote object, when it exists and fits the kind.
+    pub fn object(&self) -> Option<&K> {
+        match self {
+            RemoteState::Present(r) => Some(r),
+            RemoteState::Gone | RemoteState::Unreadable(_) => None,
+        }
+    }
+
+    /// Whether the remote object is gone or terminating: what is left is clean-up.
+    pub fn cleaning_up(&self) -> bool {
+        self.meta().is_none_or(terminating)
+    }
 }
 
 /// Everything one reconcile pass observed about one remote key.
@@ -283,8 +311,7 @@ pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
         .local
         .as_ref()
         .is_some_and(|l| is_paused(l.meta(), keys));
-    if let RemoteState::Present(remote) = &obs.remote
-        && let Some(owner) = claimed_by(remote.meta(), keys)
+    if let Some(owner) = obs.remote.meta().and_then(|m| claimed_by(m, keys))
         && owner != cx.config.controller_name
     {
         return Step::ClaimedElsewhere(owner.to_owned());
@@ -296,20 +323,26 @@ pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
             }
             live::plan_live(remote, obs, cx)
         }
-        RemoteState::Present(remote) => {
-            if local_paused || is_paused(remote.meta(), keys) {
+        // A live object whose spec does not fit the kind: reported by the runtime, and
+        // nothing is written until it is fixed.
+        RemoteState::Unreadable(meta) if !terminating(meta) => Step::InSync,
+        RemoteState::Present(_) | RemoteState::Unreadable(_) => {
+            let Some(meta) = obs.remote.meta() else {
+                return Step::InSync;
+            };
+            if local_paused || is_paused(meta, keys) {
                 return Step::Paused;
             }
             // Without our finalizer the object is not ours to hold up: released, or never
             // claimed. What is left is taking our mark off a namespace we used.
-            if !has_finalizer(remote.meta(), keys) {
+            if !has_finalizer(meta, keys) {
                 return namespace::plan_unmark(obs, cx).unwrap_or(Step::InSync);
             }
             namespace::plan_cleanup(obs, cx).unwrap_or_else(|| {
-                let mut finalizers = remote.meta().finalizers.clone().unwrap_or_default();
+                let mut finalizers = meta.finalizers.clone().unwrap_or_default();
                 finalizers.retain(|f| *f != keys.finalizer);
                 Step::ReleaseFinalizer(RemoteMetaPatch {
-                    resource_version: remote.meta().resource_version.clone().unwrap_or_default(),
+                    resource_version: meta.resource_version.clone().unwrap_or_default(),
                     finalizers: Some(finalizers),
                     annotations: BTreeMap::new(),
                 })

@@ -16,6 +16,9 @@ pub enum Answer<K> {
     /// The object as the server stored it: after a create, update, patch or status patch of
     /// the object, or a delete that left it terminating.
     Object(K),
+    /// The remote object as the server stored it, whose spec does not fit the kind: only its
+    /// metadata (after a metadata patch of an [`RemoteState::Unreadable`] object).
+    Unreadable(Box<kube::core::ObjectMeta>),
     /// The namespace as the server stored it (created, marked, or terminating).
     Namespace(NamespaceState),
     /// It is gone: deleted, or already absent (404).
@@ -82,6 +85,9 @@ pub fn transition<K: Syncable>(
         ) => return local_written(obs, object, *spec_of, stored, cx),
         (Step::PatchRemote(_) | Step::ReleaseFinalizer(_), Answer::Object(stored)) => {
             obs.remote = RemoteState::Present(stored);
+        }
+        (Step::PatchRemote(_) | Step::ReleaseFinalizer(_), Answer::Unreadable(meta)) => {
+            obs.remote = RemoteState::Unreadable(meta);
         }
         (Step::PatchRemoteStatus(sent), Answer::Object(stored)) => {
             return status_written(obs, sent, stored);

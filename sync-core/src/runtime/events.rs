@@ -12,7 +12,7 @@ use super::state::lock;
 use crate::error::{Error, api_status};
 use crate::mapping::{ObjectKey, Unmapped};
 use crate::metrics::Cluster;
-use crate::plan::{NotKept, Observed, RemoteState};
+use crate::plan::{NotKept, Observed};
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
@@ -92,10 +92,7 @@ impl<K: Syncable> Inner<K> {
             NotKept::RemoteStatus => "remote_status_not_kept",
             NotKept::LocalMetadata => "local_write_not_kept",
         });
-        let remote = match &obs.remote {
-            RemoteState::Present(r) => Some(r),
-            RemoteState::Gone => None,
-        };
+        let remote = obs.remote.object();
         self.warn_remote_typed(remote, what.reason(), "Sync", note.to_owned())
             .await;
     }

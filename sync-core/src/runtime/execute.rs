@@ -10,7 +10,7 @@ use kube::api::{Api, DynamicObject, PatchParams, PostParams, Preconditions};
 use super::Inner;
 use crate::error::Error;
 use crate::mapping::ObjectKey;
-use crate::plan::{Answer, Observed, RemoteState, Step};
+use crate::plan::{Answer, Observed, Step};
 use crate::reachability::{NoAnswer, Reachability, Unreachable};
 use crate::syncable::Syncable;
 
@@ -24,10 +24,7 @@ impl<K: Syncable> Inner<K> {
         key: &ObjectKey,
         local_key: &ObjectKey,
     ) -> Result<Answer<K>, Error> {
-        let remote_obj = match &obs.remote {
-            RemoteState::Present(r) => Some(r),
-            RemoteState::Gone => None,
-        };
+        let remote_obj = obs.remote.object();
         match step {
             Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {
                 Ok(Answer::Done)

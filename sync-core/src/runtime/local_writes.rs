@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::Inner;
 use crate::config::Propagation;
-use crate::error::Error;
+use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, Observed};
@@ -86,7 +86,7 @@ impl<K: Syncable> Inner<K> {
                 Some(o) => self.answer(&o, "deleted object")?,
                 None => Answer::Gone,
             },
-            Err(kube::Error::Api(s)) if s.code == 404 => Answer::Gone,
+            Err(e) if is_object_not_found(&e, &local_key.name) => Answer::Gone,
             Err(source) => {
                 return Err(Error::Local {
                     action: format!("delete {local_key}"),

@@ -8,7 +8,7 @@ use serde_json::json;
 use tracing::info;
 
 use super::Inner;
-use crate::error::Error;
+use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, NamespaceState};
@@ -108,7 +108,7 @@ impl<K: Syncable> Inner<K> {
                 Some(ns) => self.namespace_answer(&ns.metadata),
                 None => Answer::Gone,
             },
-            Err(kube::Error::Api(s)) if s.code == 404 => Answer::Gone,
+            Err(e) if is_object_not_found(&e, &local_key.namespace) => Answer::Gone,
             Err(source) => {
                 return Err(Error::Local {
                     action: format!("delete namespace {}", local_key.namespace),

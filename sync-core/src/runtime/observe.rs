@@ -10,7 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::Inner;
 use super::state::{key_of, lock};
-use crate::error::Error;
+use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling, SiblingRemote};
 use crate::syncable::Syncable;
@@ -55,6 +55,10 @@ impl<K: Syncable> Inner<K> {
         let remote = match remote_dyn {
             Some(o) => match self.typed(&o) {
                 Ok(r) => RemoteState::Present(r),
+                // Clean-up needs only metadata: a terminating object is released even so.
+                Err(_) if o.metadata.deletion_timestamp.is_some() => {
+                    RemoteState::Unreadable(Box::new(o.metadata.clone()))
+                }
                 Err(e) => {
                     self.warn_remote(Some(&o), "InvalidSpec", "Convert",
                         format!("remote object does not deserialise into the kind's type, so it is not synced: {e}")).await;
@@ -72,10 +76,7 @@ impl<K: Syncable> Inner<K> {
             }
             None => self.read_remote(key).await?,
         };
-        let cleaning_up = match &remote {
-            RemoteState::Gone => true,
-            RemoteState::Present(r) => r.meta().deletion_timestamp.is_some(),
-        };
+        let cleaning_up = remote.cleaning_up();
         let secrets = self.owned_secrets(local.as_ref(), local_key);
         let mut obs = Observed::new(remote, local, namespace);
         obs.secrets = secrets;
@@ -123,14 +124,18 @@ impl<K: Syncable> Inner<K> {
         // proves it. An unreachable API fails the pass, and nothing is deleted.
         let api =
             Api::<DynamicObject>::namespaced_with(self.remote.clone(), &key.namespace, &self.ar);
-        match self.remote_call(api.get_opt(&key.name)).await {
-            Ok(Some(o)) => Ok(RemoteState::Present(self.typed(&o).map_err(|source| {
-                Error::Convert {
+        match self.remote_call(api.get(&key.name)).await {
+            Ok(o) => match self.typed(&o) {
+                Ok(r) => Ok(RemoteState::Present(r)),
+                Err(_) if o.metadata.deletion_timestamp.is_some() => {
+                    Ok(RemoteState::Unreadable(Box::new(o.metadata)))
+                }
+                Err(source) => Err(Error::Convert {
                     what: format!("remote object {key}"),
                     source,
-                }
-            })?)),
-            Ok(None) => Ok(RemoteState::Gone),
+                }),
+            },
+            Err(e) if is_object_not_found(&e, &key.name) => Ok(RemoteState::Gone),
             Err(source) => Err(Error::Remote {
                 action: format!("read {key}"),
                 source,

@@ -17,7 +17,7 @@ use super::state::lock;
 use crate::error::{Error, RunError};
 use crate::leader::LeaderElection;
 use crate::mapping::ObjectKey;
-use crate::plan::{Answer, Observed, PlanContext, RemoteState, Step, Unkept, plan, transition};
+use crate::plan::{Answer, Observed, PlanContext, Step, Unkept, plan, transition};
 use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::Syncable;
@@ -192,10 +192,7 @@ impl<K: Syncable> Inner<K> {
                 }
                 Step::Paused => return Ok(("paused", Outcome::Done)),
                 Step::ClaimedElsewhere(owner) => {
-                    let remote = match &obs.remote {
-                        RemoteState::Present(r) => Some(r),
-                        RemoteState::Gone => None,
-                    };
+                    let remote = obs.remote.object();
                     self.report_claimed(key, &owner, remote).await;
                     return Ok(("skipped", Outcome::Done));
                 }

@@ -6,7 +6,7 @@ use tracing::info;
 
 use super::Inner;
 use super::state::lock;
-use crate::error::{Error, api_status};
+use crate::error::{Error, api_status, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, RemoteMetaPatch, SecretPayload};
@@ -34,7 +34,7 @@ impl<K: Syncable> Inner<K> {
                 info!(secret = %name, remote_secret = %remote_name, "sent secret up");
                 Ok(Answer::Done)
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => {
+            Err(e) if is_object_not_found(&e, &remote_name) => {
                 self.metrics.rejected("remote_secret_missing");
                 self.warn_remote_typed(remote_obj, "RemoteSecretMissing", "SendSecret",
                     format!("remote secret {}/{remote_name} does not exist; create it on the management cluster so the local secret {name} can be sent up", key.namespace)).await;
@@ -98,7 +98,11 @@ impl<K: Syncable> Inner<K> {
         if releasing {
             info!("released remote object");
         }
-        self.answer(&patched, "patched object")
+        match self.typed(&patched) {
+            Ok(r) => Ok(Answer::Object(r)),
+            // A terminating object whose spec no longer fits the kind, being released.
+            Err(_) => Ok(Answer::Unreadable(Box::new(patched.metadata))),
+        }
     }
 
     pub(super) async fn patch_remote_status(

@@ -222,10 +222,7 @@ impl Controller {
                 }
             }
         };
-        let cleaning_up = match &remote {
-            RemoteState::Gone => true,
-            RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
-        };
+        let cleaning_up = remote.cleaning_up();
         let mut obs = Observed::new(remote, local, namespace);
         if cleaning_up {
             // As the runtime does: an unproven sibling is looked up uncached.

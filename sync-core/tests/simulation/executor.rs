@@ -147,6 +147,10 @@ pub fn describe_answer(answer: &Answer<Thing>) -> String {
             "namespace rv {:?} terminating {}",
             n.resource_version, n.terminating
         ),
+        Answer::Unreadable(m) => format!(
+            "unreadable object rv {}",
+            m.resource_version.as_deref().unwrap_or("-")
+        ),
         Answer::Gone => "gone".into(),
         Answer::Done => "done".into(),
     }

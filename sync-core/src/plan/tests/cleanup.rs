@@ -206,3 +206,39 @@ fn the_controllers_own_namespace_write_wins_over_an_older_cache() {
         Some(recreated)
     );
 }
+
+/// A spec that stopped fitting the kind: a live object is left alone, and a terminating one
+/// is cleaned up and released from its metadata alone, so its deletion does not hang.
+#[test]
+fn a_terminating_remote_object_whose_spec_does_not_parse_is_cleaned_up_and_released() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    let l = f.local_from(&r, 1);
+    let unreadable = |r: &Thing| RemoteState::Unreadable(Box::new(r.metadata.clone()));
+
+    let mut live = observed(r.clone(), Some(l.clone()));
+    live.remote = unreadable(&r);
+    assert!(matches!(plan(&live, &f.cx()), Step::InSync));
+
+    r.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let mut o = observed(r.clone(), Some(l));
+    o.remote = unreadable(&r);
+    o.namespace = Some(ns_state(true, false));
+    o.siblings = Some(Vec::new());
+    assert!(matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }));
+
+    o.local = None;
+    o.namespace = None;
+    let Step::ReleaseFinalizer(p) = plan(&o, &f.cx()) else {
+        panic!("{:?}", plan(&o, &f.cx()));
+    };
+    let mut released = r.metadata.clone();
+    p.apply_to(&mut released);
+    transition(
+        &mut o,
+        &Step::ReleaseFinalizer(p),
+        Answer::Unreadable(Box::new(released)),
+        &f.cx(),
+    );
+    assert!(matches!(plan(&o, &f.cx()), Step::InSync));
+}

@@ -5,7 +5,7 @@ use super::*;
 // Arbitrary observations, for the invariants that must hold whatever the clusters say.
 fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
     (
-        (0u8..3, any::<bool>(), any::<bool>(), any::<bool>()),
+        (0u8..5, any::<bool>(), any::<bool>(), any::<bool>()),
         (0u8..3, any::<bool>(), any::<bool>(), any::<bool>()),
         (0u8..3, any::<bool>(), any::<bool>()),
         (0u8..3, 0u8..3, 1i64..4, 1i64..4),
@@ -33,7 +33,8 @@ fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
                     observed_generation: 1,
                 });
             }
-            if r_state == 1 {
+            // 3 and 4: a spec that does not fit the kind, live or terminating.
+            if r_state == 1 || r_state == 4 {
                 r.metadata.deletion_timestamp = Some(Time(Default::default()));
             }
             if l_paused {
@@ -72,10 +73,10 @@ fn arb_observed() -> impl Strategy<Value = (Observed<Thing>, SyncConfig)> {
                     ][prop as usize],
                 );
             let mut o = Observed::new(
-                if r_state == 2 {
-                    RemoteState::Gone
-                } else {
-                    RemoteState::Present(r)
+                match r_state {
+                    2 => RemoteState::Gone,
+                    3 | 4 => RemoteState::Unreadable(Box::new(r.metadata)),
+                    _ => RemoteState::Present(r),
                 },
                 (l_state != 2).then_some(l),
                 (ns_kind != 2).then_some(ns_state(ns_owned, ns_kind == 1)),
@@ -104,7 +105,7 @@ proptest! {
         let f = fixture(config);
         let keys = Keys::new(D);
         let paused = o.local.as_ref().is_some_and(|l| is_paused(&l.metadata, &keys))
-            || matches!(&o.remote, RemoteState::Present(r) if is_paused(&r.metadata, &keys));
+            || o.remote.meta().is_some_and(|m| is_paused(m, &keys));
         let step = plan(&o, &f.cx());
         if paused {
             prop_assert!(!step.is_write(), "{step:?}");
@@ -116,10 +117,7 @@ proptest! {
         let f = fixture(config);
         let step = plan(&o, &f.cx());
         if step.is_local_delete() {
-            let going = match &o.remote {
-                RemoteState::Gone => true,
-                RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
-            };
+            let going = o.remote.cleaning_up();
             prop_assert!(going, "{step:?}");
         }
         if matches!(step, Step::DeleteLocal(_)) {
@@ -208,6 +206,9 @@ fn server_answer(step: &Step<Thing>, o: &Observed<Thing>) -> Answer<Thing> {
     }
     let remote = || match &o.remote {
         RemoteState::Present(r) => r.clone(),
+        RemoteState::Unreadable(_) => {
+            panic!("a remote write other than a metadata patch to an unreadable object")
+        }
         RemoteState::Gone => panic!("a remote write with no remote object"),
     };
     match step {
@@ -229,6 +230,14 @@ fn server_answer(step: &Step<Thing>, o: &Observed<Thing>) -> Answer<Thing> {
             }
             bump(&mut d.metadata);
             Answer::Object(d)
+        }
+        Step::PatchRemote(p) | Step::ReleaseFinalizer(p)
+            if let RemoteState::Unreadable(meta) = &o.remote =>
+        {
+            let mut meta = meta.clone();
+            p.apply_to(&mut meta);
+            bump(&mut meta);
+            Answer::Unreadable(meta)
         }
         Step::PatchRemote(p) | Step::ReleaseFinalizer(p) => {
             let mut r = remote();
@@ -318,15 +327,12 @@ proptest! {
         let step = plan(&o, &f.cx());
         let keys = Keys::new(D);
         let paused = o.local.as_ref().is_some_and(|l| is_paused(&l.metadata, &keys))
-            || matches!(&o.remote, RemoteState::Present(r) if is_paused(&r.metadata, &keys));
+            || o.remote.meta().is_some_and(|m| is_paused(m, &keys));
         prop_assert!(!(paused && step.is_write()), "{step:?}");
-        let foreign = matches!(&o.remote, RemoteState::Present(r)
-            if claimed_by(&r.metadata, &keys).is_some_and(|c| c != "t"));
+        let foreign = o.remote.meta()
+            .and_then(|m| claimed_by(m, &keys)).is_some_and(|c| c != "t");
         prop_assert!(!(foreign && step.is_write()), "{step:?} on an object another controller claimed");
-        let going = match &o.remote {
-            RemoteState::Gone => true,
-            RemoteState::Present(r) => r.metadata.deletion_timestamp.is_some(),
-        };
+        let going = o.remote.cleaning_up();
         if matches!(step, Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
             prop_assert!(going && ns.is_ours("t", "db") && !ns.terminating && o.siblings.as_ref().is_some_and(Vec::is_empty));
