@@ -37,6 +37,12 @@ struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    controller: String,
+    cluster: Cluster,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     controller: String,
     reason: &'static str,
@@ -61,6 +67,7 @@ fn lag_histogram() -> Histogram {
 /// | `sync_status_lag_seconds` | histogram | local status change seen → remote status written |
 /// | `sync_paused_objects` | gauge | |
 /// | `sync_deletion_budget_trips_total` | counter | |
+/// | `sync_cluster_unreachable_total` | counter | `cluster`: times the cluster was found unreachable |
 ///
 /// # Example
 ///
@@ -89,6 +96,7 @@ pub struct Metrics {
     status_lag: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     paused: Family<ControllerLabels, Gauge>,
     budget_trips: Family<ControllerLabels, Counter>,
+    unreachable: Family<ClusterLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +111,7 @@ impl Default for Metrics {
             status_lag: Family::new_with_constructor(lag_histogram),
             paused: Family::default(),
             budget_trips: Family::default(),
+            unreachable: Family::default(),
         }
     }
 }
@@ -147,6 +156,11 @@ impl Metrics {
             "deletion_budget_trips",
             "Deletions held back by the deletion budget",
             m.budget_trips.clone(),
+        );
+        r.register(
+            "cluster_unreachable",
+            "Times a cluster was found unreachable (no answer from its API server)",
+            m.unreachable.clone(),
         );
         m
     }
@@ -229,6 +243,16 @@ impl ControllerMetrics {
             .paused
             .get_or_create(&self.labels())
             .set(count as i64);
+    }
+
+    pub(crate) fn unreachable(&self, cluster: Cluster) {
+        self.m
+            .unreachable
+            .get_or_create(&ClusterLabels {
+                controller: self.name.clone(),
+                cluster,
+            })
+            .inc();
     }
 
     pub(crate) fn budget_trip(&self) {

@@ -88,8 +88,8 @@ pub fn remote_rules<K: Syncable>(config: &SyncConfig) -> Vec<PolicyRule> {
 }
 
 /// The rules the controller needs on the local (regional) cluster: manage the kind, create,
-/// mark and delete namespaces, read the secrets `config` sends up, and, with
-/// `leader_election`, hold a Lease.
+/// mark and delete namespaces, list and watch the secrets `config` sends up (by name only:
+/// no other secret of the cluster can be read), and, with `leader_election`, hold a Lease.
 ///
 /// # Example
 ///
@@ -121,7 +121,15 @@ pub fn local_rules<K: Syncable>(config: &SyncConfig, leader_election: bool) -> V
         ),
     ];
     if !config.secrets.is_empty() {
-        rules.push(rule("", &["secrets"], &["list", "watch"]));
+        // Only the named secrets: each is watched with a `metadata.name` field selector, which
+        // is what lets the authorizer apply `resourceNames` to a list or watch.
+        let mut names = config.secrets.to_vec();
+        names.sort();
+        names.dedup();
+        rules.push(PolicyRule {
+            resource_names: Some(names),
+            ..rule("", &["secrets"], &["list", "watch"])
+        });
     }
     if leader_election {
         rules.push(rule(

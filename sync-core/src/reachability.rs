@@ -3,20 +3,29 @@
 //! When an API server goes away, every object whose pass needs it fails. Logging each failure
 //! would flood the log with hundreds of identical lines, and waiting out each object's backoff
 //! once the server is back would delay the catch-up by up to the backoff's cap. So the first
-//! transport failure (or a request unanswered within the request timeout) marks the cluster
-//! unreachable and logs once. While it is unreachable, requests to it fail at once without
-//! being sent, failures are logged at debug level, and the failed objects keep their capped
-//! backoff; a single probe asks the server for its version (at most every 5 s), and when it
-//! answers the failed objects are retried at once.
+//! transport failure marks the cluster unreachable and logs once. While it is unreachable,
+//! requests to it fail at once without being sent, failures are logged at debug level, and the
+//! failed objects keep their capped backoff; a single probe asks the server for its version (at
+//! most every 5 s), and when it answers the failed objects are retried at once.
+//!
+//! A request unanswered within the request timeout is not proof on its own: one slow request
+//! (a slow admission webhook on one object) says nothing of the others. A version request
+//! checks the cluster first (one at a time; passes that fail meanwhile share its result), and
+//! only when that goes unanswered too is the cluster marked unreachable. Otherwise the failure
+//! is the object's own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use kube::Client;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tracing::info;
+
+use crate::metrics::{Cluster, ControllerMetrics};
 
 /// A request that got no answer within the request timeout. It is wrapped as
 /// [`kube::Error::Service`], the variant of every other transport failure.
@@ -35,10 +44,15 @@ pub(crate) fn is_transport(e: &kube::Error) -> bool {
     matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
 }
 
+/// Whether a failure is a request that got no answer within the request timeout.
+fn is_no_answer(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Service(s) if s.is::<NoAnswer>())
+}
+
 /// What a failure means for the cluster's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Failure {
-    /// The API server answered: the failure is the object's own.
+    /// The API server answered, or one request was slow: the failure is the object's own.
     Answered,
     /// The first sign that the cluster is unreachable: log it.
     NowUnreachable,
@@ -47,14 +61,20 @@ pub(crate) enum Failure {
 }
 
 /// The reachability of one cluster.
-pub(crate) struct Reachability {
-    cluster: &'static str,
+pub(crate) struct Reachability(Arc<Shared>);
+
+struct Shared {
+    cluster: Cluster,
     client: Client,
     timeout: Duration,
-    down: Arc<AtomicBool>,
+    metrics: Arc<ControllerMetrics>,
+    down: AtomicBool,
+    /// When the last check after an unanswered request ended, and whether the server
+    /// answered it. Held while a check runs, so concurrent failures share one.
+    checked: tokio::sync::Mutex<Option<(Instant, bool)>>,
     /// Woken when the cluster answers again: the queue then retries its failed keys.
     retry: Arc<Notify>,
-    probe: Mutex<Option<AbortHandle>>,
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 const PROBE_FIRST: Duration = Duration::from_millis(500);
@@ -62,71 +82,140 @@ const PROBE_MAX: Duration = Duration::from_secs(5);
 
 impl Reachability {
     pub(crate) fn new(
-        cluster: &'static str,
+        cluster: Cluster,
         client: Client,
         timeout: Duration,
+        metrics: Arc<ControllerMetrics>,
         retry: Arc<Notify>,
     ) -> Self {
-        Reachability {
+        Reachability(Arc::new(Shared {
             cluster,
             client,
             timeout,
-            down: Arc::default(),
+            metrics,
+            down: AtomicBool::new(false),
+            checked: tokio::sync::Mutex::new(None),
             retry,
-            probe: Mutex::default(),
-        }
+            tasks: Mutex::default(),
+        }))
     }
 
     /// `"remote"` or `"local"`, for logs.
     pub(crate) fn cluster(&self) -> &'static str {
-        self.cluster
+        self.0.name()
     }
 
     /// Whether the cluster is known to be unreachable (a probe runs).
     pub(crate) fn is_down(&self) -> bool {
-        self.down.load(Ordering::SeqCst)
+        self.0.down.load(Ordering::SeqCst)
     }
 
-    /// Notes a failed request to this cluster; the first transport failure starts the probe.
+    /// Notes a failed request to this cluster. The first transport failure marks it
+    /// unreachable and starts the probe. A request that went unanswered does so only when a
+    /// version request, sent now (or by a concurrent failure since the request was sent),
+    /// goes unanswered too.
+    pub(crate) async fn failed_request(&self, e: &kube::Error) -> Failure {
+        // An unanswered request was sent one request timeout ago.
+        let sent = Instant::now()
+            .checked_sub(self.0.timeout)
+            .unwrap_or_else(Instant::now);
+        if is_no_answer(e) && !self.is_down() && self.0.answers_since(sent).await {
+            return Failure::Answered;
+        }
+        self.failed(e)
+    }
+
+    /// Notes a failed watch or request to this cluster: a transport failure marks it
+    /// unreachable and starts the probe.
     pub(crate) fn failed(&self, e: &kube::Error) -> Failure {
         if !is_transport(e) {
             return Failure::Answered;
         }
-        if self.down.swap(true, Ordering::SeqCst) {
+        if self.is_down() {
             return Failure::StillUnreachable;
         }
-        let (client, down, retry, cluster) = (
-            self.client.clone(),
-            self.down.clone(),
-            self.retry.clone(),
-            self.cluster,
-        );
+        match self.0.mark_down() {
+            true => Failure::NowUnreachable,
+            false => Failure::StillUnreachable,
+        }
+    }
+
+    /// Stops the probe and the check, if they run.
+    pub(crate) fn stop(&self) {
+        for t in self
+            .0
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+impl Shared {
+    fn name(&self) -> &'static str {
+        match self.cluster {
+            Cluster::Remote => "remote",
+            Cluster::Local => "local",
+        }
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// Whether the server answers a version request within the timeout (at most 5 s).
+    async fn answers(&self) -> bool {
         let timeout = self.timeout.min(PROBE_MAX);
-        let task = tokio::spawn(async move {
+        matches!(
+            tokio::time::timeout(timeout, self.client.apiserver_version()).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Whether the server answered a version request sent after `sent`: the one a concurrent
+    /// failure sent, or one sent now.
+    async fn answers_since(&self, sent: Instant) -> bool {
+        let mut checked = self.checked.lock().await;
+        if let Some((at, answered)) = *checked
+            && at >= sent
+        {
+            return answered;
+        }
+        let answered = self.answers().await;
+        *checked = Some((Instant::now(), answered));
+        answered
+    }
+
+    /// Marks the cluster unreachable and starts the probe; false when it already was.
+    fn mark_down(self: &Arc<Self>) -> bool {
+        if self.down.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.metrics.unreachable(self.cluster);
+        let me = self.clone();
+        self.spawn(async move {
             let mut delay = PROBE_FIRST;
             loop {
                 tokio::time::sleep(delay).await;
-                if let Ok(Ok(_)) = tokio::time::timeout(timeout, client.apiserver_version()).await {
+                if me.answers().await {
                     break;
                 }
                 delay = (delay * 2).min(PROBE_MAX);
             }
-            down.store(false, Ordering::SeqCst);
+            me.down.store(false, Ordering::SeqCst);
             info!(
-                cluster,
+                cluster = me.name(),
                 "cluster answers again; retrying what failed meanwhile"
             );
-            retry.notify_one();
+            me.retry.notify_one();
         });
-        *self.probe.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
-        Failure::NowUnreachable
-    }
-
-    /// Stops the probe, if one runs.
-    pub(crate) fn stop(&self) {
-        if let Some(p) = self.probe.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            p.abort();
-        }
+        true
     }
 }
 

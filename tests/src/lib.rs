@@ -48,6 +48,7 @@ mod process;
 pub mod second_kind;
 mod shared;
 pub mod skew;
+pub mod webhook;
 
 pub use audit::{AuditEvent, AuditMark};
 pub use binaries::Binaries;

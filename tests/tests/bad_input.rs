@@ -657,3 +657,76 @@ async fn a_version_no_longer_served_is_not_taken_for_a_deleted_object() {
     );
     c.stop().await;
 }
+
+/// One slow request (a slow admission webhook on one object, slower than the controller's
+/// request timeout) fails that object alone: the local cluster is not marked unreachable, and
+/// the other objects sync meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_on_one_object_does_not_mark_the_cluster_unreachable() {
+    use sync_tests::webhook::SlowWebhook;
+    let pair = setup().await;
+    let t = test_env("slowhook").await;
+    let user = t.name.clone();
+    let config = Database::defaults()
+        .controller_name(&user)
+        .namespace_prefix(t.prefix());
+    grant_controller::<Database>(pair, &user, &config, false).await;
+    // The local namespace, so the webhook's namespace selector matches before the first write.
+    create_namespace(&t.l, &t.ns).await;
+    let hook = SlowWebhook::start(
+        &pair.local,
+        &user,
+        ("acme.test", "databases"),
+        &t.ns,
+        "slow",
+        Duration::from_secs(4),
+    )
+    .await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let builder = Database::reconciler(
+        pair.remote.client_as(&user, &[]).await.unwrap(),
+        pair.local.client_as(&user, &[]).await.unwrap(),
+    )
+    .configure(|_| config)
+    .metrics(sync_core::Metrics::new(&mut registry))
+    .request_timeout(Duration::from_millis(1500))
+    .backoff(Duration::from_millis(200), Duration::from_secs(2));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(builder.run(async move {
+        let _ = stopped.await;
+    }));
+    let counter = |name: &str, label: &str| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+
+    t.create(&t.ns, &db("slow-a", "small")).await;
+    // The slow object's passes time out and are retried; the others sync meanwhile.
+    eventually("the slow object's pass to time out twice", WAIT, || async {
+        match counter("sync_reconciles_total", "outcome=\"error\"") {
+            n if n >= 2.0 => Ok(()),
+            n => Err(format!("{n} failed passes")),
+        }
+    })
+    .await;
+    for i in 0..4 {
+        let name = format!("fast-{i}");
+        t.create(&t.ns, &db(&name, "small")).await;
+        t.converged(&t.ns, &name, &t.ns, &name).await;
+    }
+    let unreachable = counter("sync_cluster_unreachable_total", "cluster=\"Local\"");
+    assert_eq!(
+        unreachable, 0.0,
+        "one slow request marked the local cluster unreachable {unreachable} times"
+    );
+
+    // Once the webhook goes, the slow object syncs too.
+    hook.unregister().await;
+    t.converged(&t.ns, "slow-a", &t.ns, "slow-a").await;
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+}

@@ -31,7 +31,7 @@ use crate::deletion::BudgetGuard;
 use crate::error::{ConfigError, RunError};
 use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey, is_dns1123_subdomain};
-use crate::metrics::{ControllerMetrics, Metrics};
+use crate::metrics::{Cluster, ControllerMetrics, Metrics};
 use crate::reachability::Reachability;
 use crate::scheduler::Backoff;
 use crate::syncable::Syncable;
@@ -126,6 +126,9 @@ impl<K: Syncable> SyncBuilder<K> {
     /// How long one request to an API server may go unanswered before it counts as failed
     /// (default 30 s). A frozen or partitioned API server accepts connections and never
     /// answers; without a limit, each object waiting on it would hold a worker for good.
+    /// An unanswered request fails its object's pass (retried with backoff); the cluster
+    /// counts as unreachable only when a version request then goes unanswered too, so one
+    /// slow request (a slow admission webhook on one object) does not stop the others.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -365,11 +368,13 @@ impl<K: Syncable> Inner<K> {
             instance: None,
         };
         let retry = Arc::new(Notify::new());
+        let scoped = metrics.scoped(&config.controller_name);
         let reach = |cluster, client: &Client| {
             Arc::new(Reachability::new(
                 cluster,
                 client.clone(),
                 request_timeout,
+                scoped.clone(),
                 retry.clone(),
             ))
         };
@@ -377,10 +382,10 @@ impl<K: Syncable> Inner<K> {
             keys: Keys::new(&config.domain),
             mapping: Mapping::new(&config),
             recorder: Recorder::new(remote.clone(), reporter),
-            metrics: metrics.scoped(&config.controller_name),
+            metrics: scoped.clone(),
             budget: BudgetGuard::new(config.deletion_budget),
-            remote_reach: reach("remote", &remote),
-            local_reach: reach("local", &local),
+            remote_reach: reach(Cluster::Remote, &remote),
+            local_reach: reach(Cluster::Local, &local),
             retry,
             request_timeout,
             remote,

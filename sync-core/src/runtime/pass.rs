@@ -113,7 +113,7 @@ impl<K: Syncable> Inner<K> {
             }
             Err(Error::BudgetExhausted(wait)) => ("waiting", Outcome::RequeueAfter(wait)),
             Err(e) => {
-                self.report_failure(&e);
+                self.report_failure(&e).await;
                 ("error", Outcome::Failed)
             }
         };
@@ -122,22 +122,25 @@ impl<K: Syncable> Inner<K> {
     }
 
     /// Logs a failed pass: once per outage when its cluster is unreachable.
-    fn report_failure(&self, e: &Error) {
+    async fn report_failure(&self, e: &Error) {
         let (reach, source) = match e {
-            Error::Remote { source, .. } => (Some(&self.remote_reach), Some(source)),
-            Error::Local { source, .. } => (Some(&self.local_reach), Some(source)),
-            _ => (None, None),
+            Error::Remote { source, .. } => (&self.remote_reach, source),
+            Error::Local { source, .. } => (&self.local_reach, source),
+            _ => {
+                warn!(error = %e, "reconcile failed; retrying with backoff");
+                return;
+            }
         };
-        match reach.zip(source).map(|(r, s)| (r, r.failed(s))) {
-            Some((r, Failure::NowUnreachable)) => warn!(
-                cluster = r.cluster(),
+        match reach.failed_request(source).await {
+            Failure::NowUnreachable => warn!(
+                cluster = reach.cluster(),
                 error = %e,
                 "cluster unreachable; objects that need it retry with backoff, and at once when it answers"
             ),
-            Some((_, Failure::StillUnreachable)) => {
+            Failure::StillUnreachable => {
                 debug!(error = %e, "reconcile failed; cluster still unreachable");
             }
-            _ => warn!(error = %e, "reconcile failed; retrying with backoff"),
+            Failure::Answered => warn!(error = %e, "reconcile failed; retrying with backoff"),
         }
     }
 
