@@ -39,10 +39,11 @@ pub fn act(w: &mut World, rng: &mut StdRng) -> Result<(), String> {
         75..80 => local_edit(w, rng),
         80..83 => pause(w, rng),
         83..85 => w.restart(rng.random_range(0..KINDS)),
-        85..92 => {
+        85..90 => {
             w.local.tick_namespaces();
             w.local.collect_garbage();
         }
+        90..92 => namespace_by_hand(w, rng),
         _ => {
             // A burst: one stream catches up.
             let c = rng.random_range(0..KINDS);
@@ -196,6 +197,24 @@ fn local_edit(w: &mut World, rng: &mut StdRng) {
     };
     let _ = w.local.replace(kind, &l, false);
     w.note(format!("someone {what} local {kind}:{key}"));
+}
+
+/// Someone deletes a local namespace by hand, or makes one of their own (no sync annotations)
+/// under a local namespace name that is free, perhaps one a controller just deleted.
+fn namespace_by_hand(w: &mut World, rng: &mut StdRng) {
+    let name = format!("{}-l", NAMESPACES.choose(rng).copied().unwrap_or("t1"));
+    let line = match w.local.namespaces.get(&name) {
+        Some(ns) if ns.meta.deletion_timestamp.is_none() && rng.random_bool(0.3) => {
+            let _ = w.local.delete_ns(&name, None, None);
+            format!("someone deletes namespace {name}")
+        }
+        Some(_) => return,
+        None => match w.local.create_ns(&name, BTreeMap::new()) {
+            Ok(meta) => format!("someone makes their own namespace {name} ({:?})", meta.uid),
+            Err(_) => return,
+        },
+    };
+    w.note(line);
 }
 
 fn set_paused(cluster: &mut Cluster, kind: usize, key: &ObjectKey, paused: bool) {

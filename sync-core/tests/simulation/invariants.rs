@@ -113,9 +113,12 @@ fn namespace_deletion(
     let Some(ns) = w.local.namespaces.get(name) else {
         return Ok(());
     };
+    // The API server refuses a delete whose preconditions do not match; one without them is
+    // carried out whatever namespace holds the name now.
+    let refused = |want: &Option<String>, got: &Option<String>| want.is_some() && want != got;
     if ns.meta.deletion_timestamp.is_some()
-        || *uid != ns.meta.uid
-        || *rv != ns.meta.resource_version
+        || refused(uid, &ns.meta.uid)
+        || refused(rv, &ns.meta.resource_version)
     {
         return Ok(());
     }
