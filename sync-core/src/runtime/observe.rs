@@ -123,7 +123,7 @@ impl<K: Syncable> Inner<K> {
         // proves it. An unreachable API fails the pass, and nothing is deleted.
         let api =
             Api::<DynamicObject>::namespaced_with(self.remote.clone(), &key.namespace, &self.ar);
-        match self.remote_call(api.get_opt(&key.name)).await {
+        match self.remote_read(api.get_opt(&key.name)).await {
             Ok(Some(o)) => Ok(RemoteState::Present(self.typed(&o).map_err(|source| {
                 Error::Convert {
                     what: format!("remote object {key}"),

@@ -8,7 +8,8 @@
 //!     [--lease NAMESPACE/NAME --identity ID --lease-seconds N]
 //! ```
 //!
-//! A flag given twice takes its last value. It runs `sync_tests::harness::Database` with the
+//! With `--lease-seconds N`, the renew deadline is two thirds of N and the retry period a
+//! sixth. A flag given twice takes its last value. It runs `sync_tests::harness::Database` with the
 //! given kubeconfigs (per-user ones from
 //! `ControlPlane::kubeconfig_for_user`, so it has only the RBAC the test granted), logs to
 //! stderr (`RUST_LOG`, default `info`), prints `READY` / `NOT_READY` on stdout as its ready
@@ -155,7 +156,8 @@ async fn main() {
         builder = builder.leader_election(
             LeaderElection::new(lease.clone(), ns.clone(), identity)
                 .lease_duration(Duration::from_secs(args.lease_seconds))
-                .renew_grace(Duration::from_secs((args.lease_seconds / 3).max(1))),
+                .renew_deadline(Duration::from_secs(args.lease_seconds) * 2 / 3)
+                .retry_period(Duration::from_secs(args.lease_seconds) / 6),
         );
     }
     let shutdown = async {
