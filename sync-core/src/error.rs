@@ -27,7 +27,9 @@ pub enum RunError {
     /// The configuration can never work; nothing was read or written.
     #[error("failed to accept the configuration: {0}")]
     InvalidConfig(#[from] ConfigError),
-    /// The Lease of [`LeaderElection`](crate::LeaderElection) could not be set up.
+    /// The Lease of [`LeaderElection`](crate::LeaderElection) could not be set up. Not
+    /// returned since the election retries every failed look at the Lease; kept for
+    /// compatibility.
     #[error("failed to start leader election on Lease {lease}: {source}")]
     LeaderElection {
         /// The Lease, as `namespace/name`.
@@ -36,12 +38,13 @@ pub enum RunError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
-    /// The lease manager stopped, so this replica can no longer know whether it leads.
-    #[error("failed to follow Lease {lease}: the lease manager stopped")]
+    /// The leader election task stopped (it panicked), so this replica can no longer know
+    /// whether it leads; it wrote nothing since.
+    #[error("failed to follow Lease {lease}: the leader election stopped")]
     LeaseManagerStopped {
         /// The Lease, as `namespace/name`.
         lease: String,
-        /// Why the lease manager's channel closed.
+        /// Why the election task stopped.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
@@ -129,6 +132,9 @@ pub(crate) enum Error {
     /// The remote secret to update does not exist; the controller never creates remote secrets.
     #[error("remote secret {0} does not exist; it must be created on the management cluster first")]
     MissingRemoteSecret(String),
+    /// A write was refused before it was sent: this replica does not hold the leader Lease.
+    #[error("failed to write: {0}")]
+    NotLeading(#[from] crate::leader::NotLeading),
     /// The deletion budget is spent.
     #[error("deletion budget exhausted; next deletion allowed in {0:?}")]
     BudgetExhausted(std::time::Duration),
@@ -139,6 +145,23 @@ impl Error {
     /// promptly and not logged as an error.
     pub fn is_conflict(&self) -> bool {
         api_code(self) == Some(409)
+    }
+
+    /// Whether a write was refused before it was sent because this replica does not hold the
+    /// leader Lease (see [`crate::LeaderElection`]): not a failure of the object.
+    pub fn is_not_leading(&self) -> bool {
+        match self {
+            Error::NotLeading(_) => true,
+            Error::Remote {
+                source: kube::Error::Service(e),
+                ..
+            }
+            | Error::Local {
+                source: kube::Error::Service(e),
+                ..
+            } => e.is::<crate::leader::NotLeading>(),
+            _ => false,
+        }
     }
 }
 

@@ -132,10 +132,12 @@ pub fn local_rules<K: Syncable>(config: &SyncConfig, leader_election: bool) -> V
         });
     }
     if leader_election {
+        // The elector reads the one Lease, creates it once, and updates it on the condition
+        // of its resource version: no list, watch or patch.
         rules.push(rule(
             "coordination.k8s.io",
             &["leases"],
-            &["get", "list", "watch", "create", "update", "patch"],
+            &["get", "create", "update"],
         ));
     }
     rules

@@ -71,8 +71,23 @@ impl ControllerProcess {
     ///
     /// When the program cannot be started.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> ControllerProcess {
+        ControllerProcess::spawn_with_env(name, program, args, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with these environment variables set for the child only.
+    ///
+    /// # Panics
+    ///
+    /// When the program cannot be started.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -88,7 +88,7 @@ fn the_emitted_rules_are_exactly_the_minimal_lists() {
     assert!(!local.contains_key("/secrets"));
     assert_eq!(
         local["coordination.k8s.io/leases"],
-        set(&["get", "list", "watch", "create", "update", "patch"])
+        set(&["get", "create", "update"])
     );
     for rules in [
         sync_core::rbac::remote_rules::<Database>(&with_secrets),

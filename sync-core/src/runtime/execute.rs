@@ -24,6 +24,9 @@ impl<K: Syncable> Inner<K> {
         key: &ObjectKey,
         local_key: &ObjectKey,
     ) -> Result<Answer<K>, Error> {
+        // Checked again just before each request; here too, so a step that would first take
+        // from the deletion budget does not.
+        self.fence.check()?;
         let remote_obj = obs.remote.object();
         match step {
             Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {
@@ -86,20 +89,39 @@ impl<K: Syncable> Inner<K> {
         Api::namespaced_with(self.remote.clone(), &key.namespace, &self.ar)
     }
 
-    /// A request to the remote cluster; see [`Inner::call`].
+    /// A write to the remote cluster: not sent unless the fence is open (under leader
+    /// election: while this replica holds the Lease); see [`Inner::call`].
     pub(super) async fn remote_call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        self.fenced()?;
+        self.call(&self.remote_reach, request).await
+    }
+
+    /// A read from the remote cluster, which any replica may make; see [`Inner::call`].
+    pub(super) async fn remote_read<T>(
         &self,
         request: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, kube::Error> {
         self.call(&self.remote_reach, request).await
     }
 
-    /// A request to the local cluster; see [`Inner::call`].
+    /// A write to the local cluster, fenced as [`Inner::remote_call`].
     pub(super) async fn local_call<T>(
         &self,
         request: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, kube::Error> {
+        self.fenced()?;
         self.call(&self.local_reach, request).await
+    }
+
+    /// The fence, checked as late as possible: the request future has not been polled yet,
+    /// so nothing of it is sent when the hold has lapsed.
+    fn fenced(&self) -> Result<(), kube::Error> {
+        self.fence
+            .check()
+            .map_err(|e| kube::Error::Service(Box::new(e)))
     }
 
     /// A request that counts as failed when no answer comes within the request timeout, and

@@ -30,6 +30,7 @@ use crate::config::SyncConfig;
 use crate::deletion::BudgetGuard;
 use crate::error::{ConfigError, RunError};
 use crate::keys::Keys;
+use crate::leader::Fence;
 use crate::mapping::{Mapping, ObjectKey, is_dns1123_subdomain};
 use crate::metrics::{Cluster, ControllerMetrics, Metrics};
 use crate::reachability::Reachability;
@@ -178,15 +179,17 @@ impl<K: Syncable> SyncBuilder<K> {
     /// # Errors
     ///
     /// [`RunError::InvalidConfig`] when the configuration can never work (an invalid suffix or
-    /// secret name, zero concurrency); [`RunError::LeaderElection`] or
-    /// [`RunError::LeaseManagerStopped`] when leader election cannot run. Failures of single
-    /// objects are retried, never returned.
+    /// secret name, zero concurrency); [`RunError::LeaseManagerStopped`] when the leader
+    /// election task stopped unexpectedly. Failures of single objects, and of single looks at
+    /// the Lease, are retried, never returned.
     ///
     /// # Guarantees
     ///
     /// Nothing is written before the initial lists of every watch have completed, so a cache
     /// that is still filling never makes an object look deleted. After `shutdown` resolves no
-    /// new reconcile starts; running ones get the shutdown deadline to finish.
+    /// new reconcile starts; running ones get the shutdown deadline to finish. Under leader
+    /// election that holds too (the Lease is renewed meanwhile, then released), except that
+    /// losing the Lease stops running reconciles at once: see [`crate::LeaderElection`].
     ///
     /// # Caveats
     ///
@@ -197,12 +200,18 @@ impl<K: Syncable> SyncBuilder<K> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RunError> {
         validate(&self.config)?;
+        // Under leader election nothing is written until the Lease is held.
+        let fence = match &self.leader {
+            Some(_) => Fence::closed(),
+            None => Fence::open(),
+        };
         let (inner, writers) = Inner::<K>::new(
             self.remote.clone(),
             self.local.clone(),
             self.config,
             &self.metrics,
             self.request_timeout,
+            fence,
         );
         let (rx, watch) = forward(inner.clone().triggers(writers));
 
@@ -329,6 +338,8 @@ struct Inner<K> {
     /// Woken when an unreachable cluster answers again: failed keys are retried at once.
     retry: Arc<Notify>,
     request_timeout: Duration,
+    /// Whether this replica may write (under leader election: while it holds the Lease).
+    fence: Fence,
     /// Resource versions of the objects this controller wrote last, per remote key, so a pass
     /// never acts on a cache older than its own last write.
     written: Mutex<HashMap<ObjectKey, LastWritten>>,
@@ -355,6 +366,7 @@ impl<K: Syncable> Inner<K> {
         config: SyncConfig,
         metrics: &Metrics,
         request_timeout: Duration,
+        fence: Fence,
     ) -> (Arc<Self>, Writers) {
         let ar = ApiResource::erase::<K>(&());
         let remote_writer = reflector::store::Writer::new(ar.clone());
@@ -388,6 +400,7 @@ impl<K: Syncable> Inner<K> {
             local_reach: reach(Cluster::Local, &local),
             retry,
             request_timeout,
+            fence,
             remote,
             local,
             ar,

@@ -124,7 +124,7 @@ impl<K: Syncable> Inner<K> {
         // proves it. An unreachable API fails the pass, and nothing is deleted.
         let api =
             Api::<DynamicObject>::namespaced_with(self.remote.clone(), &key.namespace, &self.ar);
-        match self.remote_call(api.get(&key.name)).await {
+        match self.remote_read(api.get(&key.name)).await {
             Ok(o) => match self.typed(&o) {
                 Ok(r) => Ok(RemoteState::Present(r)),
                 Err(_) if o.metadata.deletion_timestamp.is_some() => {

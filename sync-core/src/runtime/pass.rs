@@ -10,7 +10,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use kube::Client;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, error, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use super::Inner;
 use super::state::lock;
@@ -33,41 +33,70 @@ impl<K: Syncable> Inner<K> {
         self: Arc<Self>,
         leader: Option<LeaderElection>,
         local: Client,
-        rx: mpsc::UnboundedReceiver<ObjectKey>,
+        mut rx: mpsc::UnboundedReceiver<ObjectKey>,
         backoff: Backoff,
         deadline: Duration,
         shutdown: Shared<BoxFuture<'static, ()>>,
     ) -> Result<(), RunError> {
-        match leader {
-            Some(leader) => {
-                let inner = self;
-                leader
-                    .run_while_leading(local, rx, shutdown, move |rx, stop| {
-                        // Losing the Lease stops writes at once: no grace for running passes.
-                        let deadline = Duration::ZERO;
-                        inner.clone().work(rx, backoff, deadline, stop)
-                    })
-                    .await
+        let Some(leader) = leader else {
+            self.work(&mut rx, backoff, deadline, shutdown).await;
+            return Ok(());
+        };
+        let identity = leader.identity().to_owned();
+        let mut election = leader.spawn(local, self.fence.clone());
+        let lease = election.lease().to_owned();
+        let stopped = |source| RunError::LeaseManagerStopped {
+            lease: lease.clone(),
+            source: Box::new(source),
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.clone() => break,
+                e = election.stopped() => return Err(stopped(e)),
+                () = self.stand_by(&mut rx) => {}
             }
-            None => {
-                self.work(rx, backoff, deadline, shutdown).await;
-                Ok(())
+            info!(%lease, %identity, "leading");
+            // Shutdown lets running reconciles finish within the deadline, still behind the
+            // fence (the election renews meanwhile). A lapsed hold drops them at once: a
+            // standby may be about to take over.
+            let work = self
+                .clone()
+                .work(&mut rx, backoff, deadline, shutdown.clone());
+            tokio::select! {
+                () = work => {}
+                () = self.fence.lapsed() => {}
+                e = election.stopped() => return Err(stopped(e)),
+            }
+            if shutdown.peek().is_some() {
+                break;
+            }
+            warn!(%lease, %identity, "lost the lease; running reconciles stopped, standing by");
+        }
+        // Closes the fence, then releases the Lease so that a standby takes over at once.
+        election.release().await.map_err(stopped)
+    }
+
+    /// Drops the keys (a new term requeues everything) until this replica holds the Lease.
+    async fn stand_by(&self, rx: &mut mpsc::UnboundedReceiver<ObjectKey>) {
+        loop {
+            tokio::select! {
+                () = self.fence.opened() => return,
+                Some(_) = rx.recv() => {}
             }
         }
     }
 
-    /// Runs passes for the keys from `rx` until `stop`; hands `rx` back for a later term.
+    /// Runs passes for the keys from `rx` until `stop`.
     pub(super) async fn work(
         self: Arc<Self>,
-        rx: mpsc::UnboundedReceiver<ObjectKey>,
+        rx: &mut mpsc::UnboundedReceiver<ObjectKey>,
         backoff: Backoff,
         deadline: Duration,
         stop: impl Future<Output = ()> + Send,
-    ) -> mpsc::UnboundedReceiver<ObjectKey> {
+    ) {
         // Every cached object gets a pass when work starts: the watch events that announced
         // them may have been consumed while the caches filled or while standing by.
         let initial = self.all_keys();
-        let mut rx = rx;
         let me = self.clone();
         let metrics = self.metrics.clone();
         let queue = scheduler::QueueConfig {
@@ -76,7 +105,7 @@ impl<K: Syncable> Inner<K> {
             deadline,
         };
         scheduler::run(
-            &mut rx,
+            rx,
             initial,
             queue,
             &self.retry,
@@ -85,7 +114,6 @@ impl<K: Syncable> Inner<K> {
             stop,
         )
         .await;
-        rx
     }
 
     async fn reconcile(self: Arc<Self>, key: ObjectKey) -> Outcome {
@@ -112,6 +140,12 @@ impl<K: Syncable> Inner<K> {
                 ("conflict", Outcome::Conflict)
             }
             Err(Error::BudgetExhausted(wait)) => ("waiting", Outcome::RequeueAfter(wait)),
+            // The Lease lapsed under this pass: not the object's failure, and the next term
+            // (here or on the new leader) requeues every object.
+            Err(e) if e.is_not_leading() => {
+                debug!(error = %e, "write refused: not leading");
+                ("not_leading", Outcome::Done)
+            }
             Err(e) => {
                 self.report_failure(&e).await;
                 ("error", Outcome::Failed)

@@ -8,18 +8,26 @@
 //!     [--lease NAMESPACE/NAME --identity ID --lease-seconds N]
 //! ```
 //!
-//! A flag given twice takes its last value. It runs `sync_tests::harness::Database` with the
+//! With `--lease-seconds N`, the renew deadline is two thirds of N and the retry period a
+//! sixth. A flag given twice takes its last value. It runs `sync_tests::harness::Database` with the
 //! given kubeconfigs (per-user ones from
 //! `ControlPlane::kubeconfig_for_user`, so it has only the RBAC the test granted), logs to
 //! stderr (`RUST_LOG`, default `info`), prints `READY` / `NOT_READY` on stdout as its ready
 //! flag changes (with leader election: as it starts and stops leading), stops gracefully on
 //! SIGTERM, and exits when its parent process goes, so a killed test leaves no controller
 //! behind.
+//!
+//! `SYNC_TEST_SLOW_LOCAL_UPDATES_MS=N` holds every update (PUT) of a local `databases` object
+//! for N ms before it is sent, printing `HOLDING_UPDATE` on stdout as it starts holding one: a
+//! test can so keep a reconcile in flight while it asks the controller to stop.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use sync_core::{LeaderElection, Syncable};
 use sync_tests::client_from_kubeconfig;
@@ -102,7 +110,13 @@ async fn main() {
         std::process::exit(2)
     };
     let remote = client_from_kubeconfig(remote).await.expect("remote client");
-    let local = client_from_kubeconfig(local).await.expect("local client");
+    let local = match std::env::var("SYNC_TEST_SLOW_LOCAL_UPDATES_MS") {
+        Ok(ms) => {
+            let delay = Duration::from_millis(ms.parse().expect("SYNC_TEST_SLOW_LOCAL_UPDATES_MS"));
+            slow_updates_client(local, delay).await
+        }
+        Err(_) => client_from_kubeconfig(local).await.expect("local client"),
+    };
 
     let parent = std::os::unix::process::parent_id();
     tokio::spawn(async move {
@@ -155,7 +169,8 @@ async fn main() {
         builder = builder.leader_election(
             LeaderElection::new(lease.clone(), ns.clone(), identity)
                 .lease_duration(Duration::from_secs(args.lease_seconds))
-                .renew_grace(Duration::from_secs((args.lease_seconds / 3).max(1))),
+                .renew_deadline(Duration::from_secs(args.lease_seconds) * 2 / 3)
+                .retry_period(Duration::from_secs(args.lease_seconds) / 6),
         );
     }
     let shutdown = async {
@@ -171,4 +186,68 @@ async fn main() {
         std::process::exit(1);
     }
     eprintln!("sync-test-controller: stopped");
+}
+
+/// A client of `kubeconfig` that holds each update of a `databases` object for `delay` before
+/// sending it.
+async fn slow_updates_client(kubeconfig: &std::path::Path, delay: Duration) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("local kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("local config");
+    kube::client::ClientBuilder::try_from(config)
+        .expect("local client")
+        .with_layer(&SlowUpdates(delay))
+        .build()
+}
+
+struct SlowUpdates(Duration);
+
+impl<S> tower::Layer<S> for SlowUpdates {
+    type Service = Slow<S>;
+    fn layer(&self, inner: S) -> Slow<S> {
+        Slow {
+            inner: Arc::new(tokio::sync::Mutex::new(inner)),
+            delay: self.0,
+        }
+    }
+}
+
+/// The request is held before the inner service sees it, so it is not sent either.
+struct Slow<S> {
+    inner: Arc<tokio::sync::Mutex<S>>,
+    delay: Duration,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Slow<S>
+where
+    S: tower::Service<http::Request<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // Readiness is awaited under the lock in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let slow = req.method() == http::Method::PUT && req.uri().path().contains("/databases/");
+        let (inner, delay) = (self.inner.clone(), self.delay);
+        Box::pin(async move {
+            if slow {
+                println!("HOLDING_UPDATE");
+                tokio::time::sleep(delay).await;
+            }
+            let sent = {
+                let mut s = inner.lock().await;
+                std::future::poll_fn(|cx| s.poll_ready(cx)).await?;
+                s.call(req)
+            };
+            sent.await
+        })
+    }
 }
