@@ -171,3 +171,61 @@ fn seeded_worlds_keep_every_invariant() {
         seeds.len()
     );
 }
+
+/// Scripted: the controller made a namespace; someone deletes it and makes their own under the
+/// same name while the controller's namespace watch lags; then the remote object goes. The
+/// clean-up decided from the stale cache must not delete their namespace: its delete is
+/// conditional on the UID and resource version it saw.
+#[test]
+fn a_namespace_made_again_by_someone_else_while_the_watch_lags_is_not_deleted() {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut w = World::new(setups(&mut rng));
+    let key = sync_core::ObjectKey::new("t1", "a-eu");
+    let spec = kind::ThingSpec {
+        size: "s".into(),
+        replicas: None,
+        note: None,
+    };
+    let mut r = kind::Thing::new(&key.name, spec);
+    r.metadata.namespace = Some(key.namespace.clone());
+    w.remote.create(0, r).unwrap();
+    // Synced: every event delivered, passes until nothing is written.
+    let settle = |w: &mut World| {
+        for _ in 0..10 {
+            w.route(true);
+            for c in &mut w.ctrls {
+                for stream in 0..3 {
+                    while c.deliver(stream).is_some() {}
+                }
+            }
+            if w.pass(0, &key).unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("did not settle: {:?}", w.trace);
+    };
+    settle(&mut w);
+    let made = w.local.namespaces["t1-l"].meta.uid.clone();
+    assert!(made.is_some(), "the controller made the namespace");
+
+    // Someone deletes it and makes their own; the controller's namespace watch lags.
+    w.local.delete_ns("t1-l", None, None).unwrap();
+    while w.local.namespaces.get("t1-l").is_some() {
+        w.local.tick_namespaces();
+    }
+    let theirs = w.local.create_ns("t1-l", Default::default()).unwrap().uid;
+    // The remote object goes; only the remote stream catches up.
+    w.remote.delete(0, &key, false).unwrap();
+    w.route(true);
+    while w.ctrls[0].deliver(0).is_some() {}
+    for _ in 0..5 {
+        w.pass(0, &key).unwrap();
+    }
+    let ns = &w.local.namespaces["t1-l"];
+    assert_eq!(ns.meta.uid, theirs);
+    assert!(
+        ns.meta.deletion_timestamp.is_none(),
+        "the controller deleted a namespace someone else made: {:#?}",
+        w.trace
+    );
+}
