@@ -144,7 +144,7 @@ pub struct SyncConfig {
     /// on every remote object it claims. With [`SyncConfig::name_per_region`] set, the base of
     /// the name: [`SyncConfig::effective_controller_name`] appends the region parts.
     pub controller_name: String,
-    /// Whether the region parts (the suffixes and the prefix) are appended to
+    /// Whether the region parts (`remote_suffix`, `remote_namespace_suffix`) are appended to
     /// [`SyncConfig::controller_name`] when the reconciler starts, so each region gets its own
     /// name without configuration. Set by [`SyncConfig::per_region`] (the derive's default),
     /// cleared by [`SyncConfig::controller_name`].
@@ -207,18 +207,21 @@ impl SyncConfig {
     ///
     /// Without [`SyncConfig::name_per_region`], [`SyncConfig::controller_name`] as it is.
     /// With it, the base followed by each distinct region part, in this order:
-    /// `remote_suffix`, `remote_namespace_suffix`, `namespace_prefix` (the values that choose
-    /// which remote objects the controller syncs). Each part is trimmed of '-' and '.' at both
+    /// `remote_suffix`, `remote_namespace_suffix` (the suffixes by which regions shard a
+    /// management cluster; `namespace_prefix`, which names tenants, is left out). Each part is trimmed of '-' and '.' at both
     /// ends, its inner '.' become '-', and it is appended after a '-' unless it is empty or
     /// already appended. A name longer than 53 characters keeps its first 44 and ends with '-'
     /// and 8 hexadecimal digits of a hash of the whole.
     ///
-    /// | base | `remote_suffix` | `remote_namespace_suffix` | `namespace_prefix` | name |
-    /// |---|---|---|---|---|
-    /// | `database-sync` | `-eu` | | | `database-sync-eu` |
-    /// | `database-sync` | `-eu` | `-eu` | | `database-sync-eu` |
-    /// | `database-sync` | | `-west` | `tenant-` | `database-sync-west-tenant` |
-    /// | `database-sync` | | | | `database-sync` |
+    /// | base | `remote_suffix` | `remote_namespace_suffix` | name |
+    /// |---|---|---|---|
+    /// | `database-sync` | `-eu` | | `database-sync-eu` |
+    /// | `database-sync` | `-eu` | `-eu` | `database-sync-eu` |
+    /// | `database-sync` | `-eu` | `-west` | `database-sync-eu-west` |
+    /// | `database-sync` | | | `database-sync` (unchanged) |
+    ///
+    /// Regions that shard by `namespace_prefix` alone get one name: give each its own with
+    /// [`SyncConfig::controller_name`].
     pub fn effective_controller_name(&self) -> String {
         if !self.name_per_region {
             return self.controller_name.clone();
@@ -227,7 +230,6 @@ impl SyncConfig {
             &self.controller_name,
             &self.remote_suffix,
             &self.remote_namespace_suffix,
-            &self.namespace_prefix,
         )
     }
 

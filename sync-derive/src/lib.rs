@@ -128,8 +128,8 @@ use syn::DeriveInput;
 ///
 /// Default: per region (`SyncConfig::per_region`). The lowercase kind followed by `-sync`, such
 /// as `"database-sync"`, and then, when the reconciler starts, each distinct region part of the
-/// configuration it runs with (`remote_suffix`, `remote_namespace_suffix`, `namespace_prefix`,
-/// trimmed of '-' and '.'): `remote_suffix = "-eu"` gives `"database-sync-eu"`, no suffix
+/// configuration it runs with (`remote_suffix`, then `remote_namespace_suffix`, each trimmed
+/// of '-' and '.'): `remote_suffix = "-eu"` gives `"database-sync-eu"`, no suffix
 /// leaves `"database-sync"`. Two regions whose suffixes overlap thus claim under different
 /// names and see each other. The bare `<kind>-sync`, the default before per-region names, is
 /// adopted automatically as a predecessor.

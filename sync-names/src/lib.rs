@@ -20,7 +20,7 @@
 //!     problem.to_string(),
 //!     "`remote_suffix` must end with a lowercase letter or digit, as every Kubernetes name does"
 //! );
-//! assert_eq!(per_region_name("database-sync", "-eu", "", ""), "database-sync-eu");
+//! assert_eq!(per_region_name("database-sync", "-eu", ""), "database-sync-eu");
 //! assert!(check_controller_name("controller_name", "").is_err());
 //! ```
 
@@ -234,28 +234,23 @@ pub fn check_controller_name(key: &str, s: &str) -> Result<(), Problem> {
 ///
 /// # The rule
 ///
-/// The region parts are, in this order, `remote_suffix`, `remote_namespace_suffix` and
-/// `namespace_prefix`: the values that choose which remote objects a controller syncs. Each is
-/// trimmed of '-' and '.' at both ends and its inner '.' become '-'; a part that is empty
+/// The region parts are, in this order, `remote_suffix` and `remote_namespace_suffix`: the
+/// suffixes by which regions shard a management cluster. (`namespace_prefix` is left out: it
+/// names tenants, usually alike in every region.) Each is trimmed of '-' and '.' at both ends and its inner '.' become '-'; a part that is empty
 /// afterwards, or equal to one already taken, is skipped; the others are appended with '-'.
 ///
-/// - `("database-sync", "-eu", "", "")` → `database-sync-eu`
-/// - `("database-sync", "-eu", "-eu", "")` → `database-sync-eu`
-/// - `("database-sync", "", "-west", "tenant-")` → `database-sync-west-tenant`
-/// - `("database-sync", "", "", "")` → `database-sync` (no suffix: unchanged)
+/// - `("database-sync", "-eu", "")` → `database-sync-eu`
+/// - `("database-sync", "-eu", "-eu")` → `database-sync-eu`
+/// - `("database-sync", "-eu", "-west")` → `database-sync-eu-west`
+/// - `("database-sync", "", "")` → `database-sync` (no suffix: unchanged)
 ///
 /// A result longer than [`MAX_CONTROLLER_NAME`] keeps its first 44 characters (without a
 /// trailing '-' or '.') followed by '-' and 8 hexadecimal digits of a hash (32-bit FNV-1a) of
 /// the whole, so it stays valid, and different regions still get different names.
-pub fn per_region_name(
-    base: &str,
-    remote_suffix: &str,
-    remote_namespace_suffix: &str,
-    namespace_prefix: &str,
-) -> String {
+pub fn per_region_name(base: &str, remote_suffix: &str, remote_namespace_suffix: &str) -> String {
     let mut name = base.to_owned();
     let mut taken: Vec<String> = Vec::new();
-    for part in [remote_suffix, remote_namespace_suffix, namespace_prefix] {
+    for part in [remote_suffix, remote_namespace_suffix] {
         let part = part.trim_matches(['-', '.']).replace('.', "-");
         if part.is_empty() || taken.contains(&part) {
             continue;
@@ -447,8 +442,8 @@ mod tests {
 
     #[test]
     fn a_long_per_region_name_is_shortened_with_a_hash_and_stays_distinct() {
-        let eu = per_region_name("database-sync", &format!("-{}-eu", "x".repeat(50)), "", "");
-        let us = per_region_name("database-sync", &format!("-{}-us", "x".repeat(50)), "", "");
+        let eu = per_region_name("database-sync", &format!("-{}-eu", "x".repeat(50)), "");
+        let us = per_region_name("database-sync", &format!("-{}-us", "x".repeat(50)), "");
         assert_eq!(eu.len(), MAX_CONTROLLER_NAME);
         assert_ne!(eu, us);
         assert!(
@@ -463,16 +458,14 @@ mod tests {
 
     #[test]
     fn every_valid_configuration_forms_a_valid_per_region_name() {
-        let parts = ["", "-eu", ".eu", "-eu.west", "-a1", "-", "x"];
-        for rs in parts {
-            for rns in ["", "-eu", "-west", "-x"] {
-                for prefix in ["", "tenant-", "t1-"] {
-                    let name = per_region_name("database-sync", rs, rns, prefix);
-                    assert!(
-                        check_controller_name("controller_name", &name).is_ok(),
-                        "{rs:?} {rns:?} {prefix:?} → {name}"
-                    );
-                }
+        let long = format!("-{}", "a".repeat(61));
+        for rs in ["", "-eu", ".eu", "-eu.west", "-a1", "x", long.as_str()] {
+            for rns in ["", "-eu", "-west", "-x", long.as_str()] {
+                let name = per_region_name("database-sync", rs, rns);
+                assert!(
+                    check_controller_name("controller_name", &name).is_ok(),
+                    "{rs:?} {rns:?} → {name}"
+                );
             }
         }
     }
