@@ -426,18 +426,13 @@ mod tests {
     #[test]
     fn the_per_region_name_appends_each_distinct_region_part() {
         let n = per_region_name;
-        assert_eq!(n("database-sync", "-eu", "", ""), "database-sync-eu");
-        assert_eq!(n("database-sync", "-eu", "-eu", ""), "database-sync-eu");
-        assert_eq!(
-            n("database-sync", "", "-west", "tenant-"),
-            "database-sync-west-tenant"
-        );
-        assert_eq!(
-            n("database-sync", ".eu.west", "", ""),
-            "database-sync-eu-west"
-        );
-        assert_eq!(n("database-sync", "", "", ""), "database-sync");
-        assert_eq!(n("database-sync", "-", "", ""), "database-sync");
+        assert_eq!(n("database-sync", "-eu", ""), "database-sync-eu");
+        assert_eq!(n("database-sync", "-eu", "-eu"), "database-sync-eu");
+        assert_eq!(n("database-sync", "-eu", "-west"), "database-sync-eu-west");
+        assert_eq!(n("database-sync", "", "-west"), "database-sync-west");
+        assert_eq!(n("database-sync", ".eu.west", ""), "database-sync-eu-west");
+        assert_eq!(n("database-sync", "", ""), "database-sync");
+        assert_eq!(n("database-sync", "-", ""), "database-sync");
     }
 
     #[test]
