@@ -134,6 +134,7 @@ mod tests {
         assert_eq!(c.namespace_prefix, "tenant-");
         assert_eq!(c.secrets, [CREDENTIALS]);
         assert_eq!(c.controller_name, "database-sync");
+        assert_eq!(c.effective_controller_name(), "database-sync-eu");
     }
 
     #[test]

@@ -158,9 +158,14 @@ pub struct SyncFlags {
     /// with a management plane made for the Go sync-controller.
     #[arg(long, env = "SYNC_DOMAIN", default_value_t = defaults().domain)]
     pub domain: String,
-    /// The agent's name in events, field managers, metrics and logs.
-    #[arg(long, env = "SYNC_CONTROLLER_NAME", default_value_t = defaults().controller_name)]
-    pub controller_name: String,
+    /// The agent's name in events, field managers, metrics and logs, and in the claim on each
+    /// remote object (default: per region, `database-sync` followed by the suffixes, such as
+    /// `database-sync-eu`, adopting the claims of plain `database-sync`).
+    #[arg(long, env = "SYNC_CONTROLLER_NAME")]
+    pub controller_name: Option<String>,
+    /// Former names of the agent, whose claims it adopts after a rename, comma-separated.
+    #[arg(long, env = "SYNC_ADOPT_CLAIMS_FROM", value_delimiter = ',')]
+    pub adopt_claims_from: Vec<String>,
 }
 
 /// Leader election, for several replicas.
@@ -211,7 +216,11 @@ impl Args {
 impl SyncFlags {
     /// The sync configuration these flags describe.
     pub fn config(&self) -> SyncConfig {
-        defaults()
+        let config = match &self.controller_name {
+            Some(name) => defaults().controller_name(name),
+            None => defaults(),
+        };
+        config
             .remote_suffix(&self.remote_suffix)
             .remote_namespace_suffix(&self.remote_namespace_suffix)
             .local_namespace_suffix(&self.local_namespace_suffix)
@@ -225,6 +234,6 @@ impl SyncFlags {
             )
             .concurrency(self.concurrency)
             .domain(&self.domain)
-            .controller_name(&self.controller_name)
+            .adopt_claims_from(self.adopt_claims_from.iter().filter(|s| !s.is_empty()))
     }
 }

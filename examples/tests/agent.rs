@@ -51,9 +51,17 @@ fn flags_override_every_compile_time_default() {
     assert_eq!(c.on_remote_delete, OnRemoteDelete::Orphan);
     assert_eq!(c.concurrency, 3);
     assert_eq!(c.controller_name, "db-us");
+    assert_eq!(c.effective_controller_name(), "db-us");
     assert!(args.leader.leader_election);
     let none = Args::try_parse_from(["agent", "--secrets", ""]).unwrap();
     assert!(none.config().secrets.is_empty());
+    // Without a name, the name is per region, and the former default is adopted.
+    let region = Args::try_parse_from(["agent", "--remote-suffix", "-us"]).unwrap();
+    let running = region.config().resolved();
+    assert_eq!(running.controller_name, "database-sync-us");
+    assert_eq!(running.predecessors, ["database-sync"]);
+    let renamed = Args::try_parse_from(["agent", "--adopt-claims-from", "db-eu,db-old"]).unwrap();
+    assert_eq!(renamed.config().predecessors, ["db-eu", "db-old"]);
 }
 
 async fn get(addr: SocketAddr, path: &str) -> String {

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::error::ConfigError;
+
 /// Kubernetes propagation policy used when the controller deletes a local resource.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Propagation {
@@ -138,8 +140,19 @@ pub struct SyncConfig {
     pub concurrency: usize,
     /// Prefix of every key the controller writes.
     pub domain: String,
-    /// Name of the controller, used in events, field managers, metrics and logs.
+    /// Name of the controller, used in events, field managers, metrics and logs, and written
+    /// on every remote object it claims. With [`SyncConfig::name_per_region`] set, the base of
+    /// the name: [`SyncConfig::effective_controller_name`] appends the region parts.
     pub controller_name: String,
+    /// Whether the region parts (`remote_suffix`, `remote_namespace_suffix`) are appended to
+    /// [`SyncConfig::controller_name`] when the reconciler starts, so each region gets its own
+    /// name without configuration. Set by [`SyncConfig::per_region`] (the derive's default),
+    /// cleared by [`SyncConfig::controller_name`].
+    pub name_per_region: bool,
+    /// Former names of this controller: objects claimed under them are adopted (the claim is
+    /// rewritten to this name on the next write), terminating ones are released, and
+    /// namespaces they created or marked count as this controller's.
+    pub predecessors: Vec<String>,
     /// Limit on local deletions.
     pub deletion_budget: DeletionBudget,
 }
@@ -158,10 +171,99 @@ impl SyncConfig {
             concurrency: DEFAULT_CONCURRENCY,
             domain: DEFAULT_DOMAIN.to_owned(),
             controller_name: controller_name.into(),
+            name_per_region: false,
+            predecessors: Vec::new(),
             deletion_budget: DeletionBudget::default(),
         }
     }
 
+    /// A configuration with every default and a per-region name formed from `base`: the
+    /// default of `#[derive(Syncable)]`, whose base is `<kind>-sync`.
+    ///
+    /// When the reconciler starts, the region parts of the configuration it runs with are
+    /// appended to `base` (see [`SyncConfig::effective_controller_name`] for the rule), and
+    /// `base` itself becomes a predecessor, so objects claimed under the bare name (the default
+    /// before per-region names) are adopted without configuration.
+    ///
+    /// ```
+    /// use sync_core::SyncConfig;
+    ///
+    /// let eu = SyncConfig::per_region("database-sync").remote_suffix("-eu");
+    /// assert_eq!(eu.effective_controller_name(), "database-sync-eu");
+    /// assert_eq!(eu.resolved().predecessors, ["database-sync"]);
+    /// // No region part: the name is the base, and there is nothing to adopt.
+    /// let plain = SyncConfig::per_region("database-sync");
+    /// assert_eq!(plain.effective_controller_name(), "database-sync");
+    /// assert!(plain.resolved().predecessors.is_empty());
+    /// ```
+    pub fn per_region(base: impl Into<String>) -> Self {
+        SyncConfig {
+            name_per_region: true,
+            ..SyncConfig::new(base)
+        }
+    }
+
+    /// The name the reconciler runs under.
+    ///
+    /// Without [`SyncConfig::name_per_region`], [`SyncConfig::controller_name`] as it is.
+    /// With it, the base followed by each distinct region part, in this order:
+    /// `remote_suffix`, `remote_namespace_suffix` (the suffixes by which regions shard a
+    /// management cluster; `namespace_prefix`, which names tenants, is left out). Each part is trimmed of '-' and '.' at both
+    /// ends, its inner '.' become '-', and it is appended after a '-' unless it is empty or
+    /// already appended. A name longer than 53 characters keeps its first 44 and ends with '-'
+    /// and 8 hexadecimal digits of a hash of the whole.
+    ///
+    /// | base | `remote_suffix` | `remote_namespace_suffix` | name |
+    /// |---|---|---|---|
+    /// | `database-sync` | `-eu` | | `database-sync-eu` |
+    /// | `database-sync` | `-eu` | `-eu` | `database-sync-eu` |
+    /// | `database-sync` | `-eu` | `-west` | `database-sync-eu-west` |
+    /// | `database-sync` | | | `database-sync` (unchanged) |
+    ///
+    /// Regions that shard by `namespace_prefix` alone get one name: give each its own with
+    /// [`SyncConfig::controller_name`].
+    pub fn effective_controller_name(&self) -> String {
+        if !self.name_per_region {
+            return self.controller_name.clone();
+        }
+        sync_names::per_region_name(
+            &self.controller_name,
+            &self.remote_suffix,
+            &self.remote_namespace_suffix,
+        )
+    }
+
+    /// The configuration as a reconciler runs it: [`SyncConfig::controller_name`] is the
+    /// [effective name](SyncConfig::effective_controller_name), the per-region base (when it
+    /// differs) is a predecessor, and the name itself is not one.
+    #[must_use]
+    pub fn resolved(&self) -> SyncConfig {
+        let mut config = self.clone();
+        let name = self.effective_controller_name();
+        if self.name_per_region && name != self.controller_name {
+            config.predecessors.push(self.controller_name.clone());
+        }
+        config.predecessors.retain(|p| *p != name);
+        let mut seen = std::collections::HashSet::new();
+        config.predecessors.retain(|p| seen.insert(p.clone()));
+        config.controller_name = name;
+        config.name_per_region = false;
+        config
+    }
+
+    /// Whether `name` is this controller's: its [`SyncConfig::controller_name`] or one of its
+    /// [`SyncConfig::predecessors`]. An object claimed under any of them is this controller's.
+    ///
+    /// Call it on a [resolved](SyncConfig::resolved) configuration.
+    pub fn is_own_name(&self, name: &str) -> bool {
+        self.controller_name == name || self.predecessors.iter().any(|p| p == name)
+    }
+
+    /// This controller's name followed by its predecessors.
+    pub fn own_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.controller_name.as_str())
+            .chain(self.predecessors.iter().map(String::as_str))
+    }
     /// Sets [`SyncConfig::remote_suffix`].
     #[must_use]
     pub fn remote_suffix(mut self, v: impl Into<String>) -> Self {
@@ -229,10 +331,56 @@ impl SyncConfig {
         self
     }
 
-    /// Sets [`SyncConfig::controller_name`].
+    /// Sets [`SyncConfig::controller_name`] to exactly this name, and clears
+    /// [`SyncConfig::name_per_region`].
+    ///
+    /// Renaming a running controller: list the former name with
+    /// [`SyncConfig::adopt_claims_from`], or its objects are left alone as another
+    /// controller's (and those being deleted stay held by the finalizer).
     #[must_use]
     pub fn controller_name(mut self, v: impl Into<String>) -> Self {
         self.controller_name = v.into();
+        self.name_per_region = false;
+        self
+    }
+
+    /// Adds former names of this controller to [`SyncConfig::predecessors`]: their claims are
+    /// adopted.
+    ///
+    /// # Guarantees
+    ///
+    /// - A remote object claimed by a predecessor is synced as this controller's own; the
+    ///   claim annotation is rewritten to this name before any other write to it.
+    /// - A terminating remote object claimed by a predecessor is cleaned up and released (the
+    ///   finalizer, `<domain>/sync-local`, does not carry the controller's name, so there is no
+    ///   other finalizer to remove).
+    /// - A local namespace a predecessor created counts as this controller's; a predecessor's
+    ///   `needed-by` mark counts as this controller's mark, and goes with it.
+    ///
+    /// # Caveats
+    ///
+    /// Never list a controller that still runs: both would then sync the same objects. Keep a
+    /// predecessor listed while namespaces it created may still exist, as they record its
+    /// name.
+    ///
+    /// ```
+    /// use sync_core::SyncConfig;
+    ///
+    /// let config = SyncConfig::new("database-sync-eu").adopt_claims_from(["database-sync"]);
+    /// assert!(config.is_own_name("database-sync"));
+    /// ```
+    #[must_use]
+    pub fn adopt_claims_from<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for name in names {
+            let name = name.into();
+            if !self.predecessors.contains(&name) {
+                self.predecessors.push(name);
+            }
+        }
         self
     }
 
@@ -244,5 +392,155 @@ impl SyncConfig {
             window,
         };
         self
+    }
+}
+
+impl SyncConfig {
+    /// Refuses a configuration that can never work, by the rules `#[derive(Syncable)]` applies
+    /// at compile time (both call `sync-names`), so an attribute and a run-time override agree.
+    /// Call it on a [resolved](SyncConfig::resolved) configuration.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        use sync_names::Part;
+        fn invalid(
+            field: &'static str,
+            value: &str,
+        ) -> impl FnOnce(sync_names::Problem) -> ConfigError {
+            let value = value.to_owned();
+            move |p| ConfigError::Invalid {
+                field,
+                value,
+                problem: p.to_string(),
+            }
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::ZeroConcurrency);
+        }
+        sync_names::check_domain(&self.domain).map_err(invalid("domain", &self.domain))?;
+        for (part, v) in [
+            (Part::RemoteSuffix, &self.remote_suffix),
+            (Part::RemoteNamespaceSuffix, &self.remote_namespace_suffix),
+            (Part::LocalNamespaceSuffix, &self.local_namespace_suffix),
+            (Part::NamespacePrefix, &self.namespace_prefix),
+        ] {
+            sync_names::check_part(part, v).map_err(invalid(part.key(), v))?;
+        }
+        for (part, v) in [
+            (Part::RemoteNamespaceSuffix, &self.remote_namespace_suffix),
+            (Part::LocalNamespaceSuffix, &self.local_namespace_suffix),
+        ] {
+            sync_names::check_namespace_room(&self.namespace_prefix, part, v)
+                .map_err(invalid(part.key(), v))?;
+        }
+        let name = &self.controller_name;
+        sync_names::check_controller_name("controller_name", name)
+            .map_err(invalid("controller_name", name))?;
+        for p in &self.predecessors {
+            sync_names::check_controller_name("predecessors", p)
+                .map_err(invalid("predecessors", p))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.secrets {
+            sync_names::check_secret_name(s).map_err(invalid("secrets", s))?;
+            sync_names::check_remote_secret_name(s, &self.remote_suffix)
+                .map_err(invalid("secrets", s))?;
+            if !seen.insert(s) {
+                return Err(ConfigError::DuplicateSecret { value: s.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+
+    #[test]
+    fn invalid_configuration_is_refused() {
+        let v = |c: SyncConfig| c.resolved().validate();
+        assert!(v(SyncConfig::new("x")).is_ok());
+        assert_eq!(
+            v(SyncConfig::new("x").remote_suffix("-EU")),
+            Err(ConfigError::Invalid {
+                field: "remote_suffix",
+                value: "-EU".into(),
+                problem: "`remote_suffix` must contain only lowercase letters, digits, '-' and '.'"
+                    .into(),
+            })
+        );
+        assert_eq!(
+            v(SyncConfig::new("x").secrets(["a", "a"])),
+            Err(ConfigError::DuplicateSecret { value: "a".into() })
+        );
+        assert!(matches!(
+            v(SyncConfig::new("x").secrets(["A"])),
+            Err(ConfigError::Invalid {
+                field: "secrets",
+                ..
+            })
+        ));
+        assert!(matches!(
+            v(SyncConfig::new("x").domain("not a domain")),
+            Err(ConfigError::Invalid {
+                field: "domain",
+                ..
+            })
+        ));
+        assert!(matches!(
+            v(SyncConfig::new("x").adopt_claims_from(["Old"])),
+            Err(ConfigError::Invalid {
+                field: "predecessors",
+                ..
+            })
+        ));
+    }
+
+    /// One configuration with `key` set to `value`, as the builder sets it.
+    fn with(key: &str, value: &str) -> SyncConfig {
+        let c = SyncConfig::new("x");
+        match key {
+            "remote_suffix" => c.remote_suffix(value),
+            "remote_namespace_suffix" => c.remote_namespace_suffix(value),
+            "local_namespace_suffix" => c.local_namespace_suffix(value),
+            "namespace_prefix" => c.namespace_prefix(value),
+            "secrets" => c.secrets([value]),
+            "domain" => c.domain(value),
+            "controller_name" => c.controller_name(value),
+            "predecessors" => c.adopt_claims_from([value]),
+            other => panic!("no case key {other}"),
+        }
+    }
+
+    /// The table `sync-derive`'s tests run against the attributes: the runtime accepts exactly
+    /// what the derive accepts.
+    #[test]
+    fn the_runtime_accepts_exactly_the_values_the_derive_accepts() {
+        for case in sync_names::cases::all() {
+            let got = with(case.key, &case.value).resolved().validate();
+            assert_eq!(got.is_ok(), case.valid, "{case:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_per_region_default_adopts_its_base_name() {
+        let c = SyncConfig::per_region("database-sync")
+            .remote_suffix("-eu")
+            .resolved();
+        assert_eq!(c.controller_name, "database-sync-eu");
+        assert_eq!(c.predecessors, ["database-sync"]);
+        assert!(c.is_own_name("database-sync") && c.is_own_name("database-sync-eu"));
+        assert!(!c.is_own_name("database-sync-us"));
+        // A name set explicitly is exact: nothing is adopted unless listed.
+        let c = SyncConfig::per_region("database-sync")
+            .remote_suffix("-eu")
+            .controller_name("db")
+            .resolved();
+        assert_eq!(c.controller_name, "db");
+        assert!(c.predecessors.is_empty());
+        // The own name listed as a predecessor is dropped, and duplicates too.
+        let c = SyncConfig::new("a")
+            .adopt_claims_from(["a", "b", "b"])
+            .resolved();
+        assert_eq!(c.predecessors, ["b"]);
     }
 }

@@ -61,34 +61,19 @@ pub enum ConfigError {
     /// `concurrency` is 0.
     #[error("`concurrency` must be at least 1")]
     ZeroConcurrency,
-    /// `domain` is not a DNS-1123 subdomain, so it cannot prefix an annotation key.
-    #[error("`domain` {value:?} is not a DNS subdomain")]
-    Domain {
-        /// The value given.
-        value: String,
-    },
-    /// A suffix or prefix holds a character a Kubernetes name cannot hold, or is longer than
-    /// 62 characters.
-    #[error("`{field}` {value:?} can never form a valid Kubernetes name")]
-    NamePart {
-        /// The field: `remote_suffix`, `remote_namespace_suffix`, `local_namespace_suffix` or
-        /// `namespace_prefix`.
+    /// A value breaks the rule of its field (the rules `#[derive(Syncable)]` applies too): a
+    /// suffix or prefix that can never form a Kubernetes name, a secret name, domain or
+    /// controller name that is not a DNS-1123 subdomain, a controller name longer than 53
+    /// characters.
+    #[error("{problem} (the value is {value:?})")]
+    Invalid {
+        /// The field: `remote_suffix`, `remote_namespace_suffix`, `local_namespace_suffix`,
+        /// `namespace_prefix`, `secrets`, `domain`, `controller_name` or `predecessors`.
         field: &'static str,
         /// The value given.
         value: String,
-    },
-    /// `controller_name` is not a DNS-1123 subdomain of at most 53 characters, so it cannot
-    /// form the `needed-by.<controller>` annotation key.
-    #[error("`controller_name` {value:?} must be a DNS subdomain of at most 53 characters")]
-    ControllerName {
-        /// The value given.
-        value: String,
-    },
-    /// A name in `secrets` is not a DNS-1123 subdomain, so no Secret can have it.
-    #[error("secret name {value:?} in `secrets` is not a valid Kubernetes name")]
-    SecretName {
-        /// The value given.
-        value: String,
+        /// What is wrong with it.
+        problem: String,
     },
     /// A name is listed twice in `secrets`.
     #[error("secret name {value:?} is listed twice in `secrets`")]

@@ -55,7 +55,9 @@ pub struct Keys {
     /// Annotation on the remote object: the name of the controller that claimed it. A
     /// controller never syncs an object another controller claimed, so two controllers whose
     /// suffixes overlap ("-eu" and "-west-eu" both match "db-west-eu") report the object
-    /// instead of fighting over it. (Not in the original.)
+    /// instead of fighting over it. A controller adopts the claims of its predecessors
+    /// ([`SyncConfig::adopt_claims_from`](crate::SyncConfig::adopt_claims_from)), rewriting
+    /// them to its own name. (Not in the original.)
     pub claimed_by: String,
     /// The domain itself followed by '/': every key with this prefix is the controller's own
     /// and never copied between clusters.

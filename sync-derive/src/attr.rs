@@ -11,6 +11,8 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, Expr, ExprLit, Generics, Ident, Lit, LitStr, Meta, Path, Type};
 
+use sync_names::Part;
+
 use crate::validate;
 
 /// The input of `#[derive(Syncable)]`, with its container attribute `#[sync(...)]`.
@@ -36,6 +38,7 @@ pub struct Input {
     pub concurrency: Option<Concurrency>,
     pub domain: Option<Domain>,
     pub controller_name: Option<ControllerName>,
+    pub predecessors: Option<Predecessors>,
     #[darling(rename = "crate")]
     pub krate: Option<Path>,
 }
@@ -211,7 +214,12 @@ pub struct Suffix(pub LitStr);
 impl FromMeta for Suffix {
     fn from_meta(item: &Meta) -> darling::Result<Self> {
         let value = string_value(item, "-eu")?;
-        validate::check_suffix(&key(item), &value)?;
+        let part = match key(item).as_str() {
+            "remote_suffix" => Part::RemoteSuffix,
+            "remote_namespace_suffix" => Part::RemoteNamespaceSuffix,
+            _ => Part::LocalNamespaceSuffix,
+        };
+        validate::check_part(part, &value)?;
         Ok(Suffix(value))
     }
 }
@@ -222,7 +230,7 @@ pub struct Prefix(pub LitStr);
 impl FromMeta for Prefix {
     fn from_meta(item: &Meta) -> darling::Result<Self> {
         let value = string_value(item, "tenant-")?;
-        validate::check_prefix(&key(item), &value)?;
+        validate::check_part(Part::NamespacePrefix, &value)?;
         Ok(Prefix(value))
     }
 }
@@ -334,7 +342,40 @@ pub struct ControllerName(pub LitStr);
 impl FromMeta for ControllerName {
     fn from_meta(item: &Meta) -> darling::Result<Self> {
         let value = string_value(item, "database-sync")?;
-        validate::check_controller_name(&value)?;
+        validate::check_controller_name("controller_name", &value)?;
         Ok(ControllerName(value))
+    }
+}
+
+/// `predecessors("a", "b")`: former names of this controller, whose claims it adopts.
+pub struct Predecessors(pub Vec<LitStr>);
+
+impl FromMeta for Predecessors {
+    fn from_meta(item: &Meta) -> darling::Result<Self> {
+        let wrong_form = || {
+            Error::custom(
+                "`predecessors` takes a list of controller names, as in \
+                 `predecessors(\"database-sync\")`",
+            )
+        };
+        let Meta::List(list) = item else {
+            return Err(wrong_form().with_span(&value_or_item(item)));
+        };
+        let mut errors = Error::accumulator();
+        let mut names = Vec::new();
+        for nested in NestedMeta::parse_meta_list(list.tokens.clone())? {
+            match nested {
+                NestedMeta::Lit(Lit::Str(name)) => {
+                    if errors
+                        .handle(validate::check_controller_name("predecessors", &name))
+                        .is_some()
+                    {
+                        names.push(name);
+                    }
+                }
+                other => errors.push(wrong_form().with_span(&other)),
+            }
+        }
+        errors.finish_with(Predecessors(names))
     }
 }

@@ -9,7 +9,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::attr::{OnRemoteDelete, Propagation};
-use crate::validate::{Config, Model, SpecCopy};
+use crate::validate::{Config, ControllerName, Model, SpecCopy};
 
 /// `impl Syncable for Kind`, in an anonymous const.
 pub fn expand(model: &Model) -> TokenStream {
@@ -73,10 +73,12 @@ pub fn expand(model: &Model) -> TokenStream {
     }
 }
 
-/// `SyncConfig::new(controller_name)`, then a builder call per attribute given.
+/// `SyncConfig::new(controller_name)` (or `SyncConfig::per_region(<kind>-sync)` without one),
+/// then a builder call per attribute given.
 fn defaults(private: &TokenStream, config: &Config) -> TokenStream {
     let Config {
         controller_name,
+        predecessors,
         remote_suffix,
         remote_namespace_suffix,
         local_namespace_suffix,
@@ -121,8 +123,15 @@ fn defaults(private: &TokenStream, config: &Config) -> TokenStream {
         quote!(.concurrency(#n))
     });
 
+    let new = match controller_name {
+        ControllerName::Given(name) => quote!(#private::SyncConfig::new(#name)),
+        ControllerName::PerRegion(base) => quote!(#private::SyncConfig::per_region(#base)),
+    };
+    let predecessors =
+        (!predecessors.is_empty()).then(|| quote!(.adopt_claims_from([#(#predecessors),*])));
     quote! {
-        #private::SyncConfig::new(#controller_name)
+        #new
+            #predecessors
             #(#string_calls)*
             #secrets
             #propagation

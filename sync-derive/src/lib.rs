@@ -47,7 +47,8 @@ use syn::DeriveInput;
 /// }
 ///
 /// let config = Database::defaults();
-/// assert_eq!(config.controller_name, "database-sync");
+/// // The default name is per region: the suffixes are appended when the reconciler starts.
+/// assert_eq!(config.effective_controller_name(), "database-sync-eu");
 /// assert_eq!(config.propagation, Propagation::Background);
 ///
 /// // Every value can be overridden at run time.
@@ -121,8 +122,24 @@ use syn::DeriveInput;
 ///
 /// ## `#[sync(controller_name = "...")]`
 ///
-/// Name of the controller in events, field managers, metrics and logs; 1 to 128 characters.
-/// Default: the lowercase kind followed by `-sync`, such as `"database-sync"`.
+/// Name of the controller in events, field managers, metrics and logs, and in the claim it
+/// writes on each remote object; a DNS-1123 subdomain of at most 53 characters (it forms the
+/// annotation key `<domain>/needed-by.<name>`). The name is used exactly as given.
+///
+/// Default: per region (`SyncConfig::per_region`). The lowercase kind followed by `-sync`, such
+/// as `"database-sync"`, and then, when the reconciler starts, each distinct region part of the
+/// configuration it runs with (`remote_suffix`, then `remote_namespace_suffix`, each trimmed
+/// of '-' and '.'): `remote_suffix = "-eu"` gives `"database-sync-eu"`, no suffix
+/// leaves `"database-sync"`. Two regions whose suffixes overlap thus claim under different
+/// names and see each other. The bare `<kind>-sync`, the default before per-region names, is
+/// adopted automatically as a predecessor.
+///
+/// ## `#[sync(predecessors("...", ...))]`
+///
+/// Former names of this controller, whose claims it adopts
+/// (`SyncConfig::adopt_claims_from`): their objects are synced as its own and their claims
+/// rewritten, the terminating ones are released, and the namespaces they created or marked
+/// count as its own. Each follows the rules of `controller_name`. Default: none.
 ///
 /// ## `#[sync(crate = "...")]`
 ///
@@ -155,7 +172,8 @@ use syn::DeriveInput;
 ///         type Status = DatabaseStatus; // `()` without `#[kube(status = "...")]`
 ///
 ///         fn defaults() -> SyncConfig {
-///             SyncConfig::new("database-sync")
+///             // `SyncConfig::new("...")` with `controller_name = "..."`.
+///             SyncConfig::per_region("database-sync")
 ///                 .remote_suffix("-eu")
 ///                 .namespace_prefix("tenant-")
 ///                 .secrets(["db-credentials"])
@@ -196,4 +214,38 @@ fn derive(input: &DeriveInput) -> proc_macro2::TokenStream {
         .and_then(validate::validate)
         .map(|model| expand::expand(&model))
         .unwrap_or_else(|errors| fallback::fallback(input, errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use darling::FromDeriveInput;
+
+    use crate::{attr, validate};
+
+    /// Whether the derive accepts `#[sync(<key> = "<value>")]` (a list for `secrets` and
+    /// `predecessors`).
+    fn accepts(key: &str, value: &str) -> bool {
+        let attr = match key {
+            "secrets" | "predecessors" => format!("{key}({value:?})"),
+            _ => format!("{key} = {value:?}"),
+        };
+        let source = format!(
+            "#[kube(group = \"acme.dev\", version = \"v1\", kind = \"Database\", namespaced)]\n\
+             #[sync({attr})]\n\
+             pub struct DatabaseSpec {{ pub size: String }}"
+        );
+        let input: syn::DeriveInput = syn::parse_str(&source).expect("the case parses");
+        attr::Input::from_derive_input(&input)
+            .and_then(validate::validate)
+            .is_ok()
+    }
+
+    /// The table `sync-core`'s tests run against `SyncConfig` at run time: the derive accepts
+    /// exactly the values the runtime accepts.
+    #[test]
+    fn the_derive_accepts_exactly_the_values_the_runtime_accepts() {
+        for case in sync_names::cases::all() {
+            assert_eq!(accepts(case.key, &case.value), case.valid, "{case:?}");
+        }
+    }
 }

@@ -15,14 +15,9 @@ use syn::{
     PathArguments, Type, parse_quote,
 };
 
-use crate::attr::{Fields, Input, KubeAttrs, OnRemoteDelete, Propagation};
+use sync_names::Part;
 
-/// A Kubernetes name that is a DNS-1123 label (a namespace) has at most this many characters.
-const MAX_LABEL: usize = 63;
-/// A Kubernetes name that is a DNS-1123 subdomain (a secret) has at most this many characters.
-const MAX_SUBDOMAIN: usize = 253;
-/// A field manager or an event's reporting controller has at most this many characters.
-const MAX_CONTROLLER_NAME: usize = 128;
+use crate::attr::{Fields, Input, KubeAttrs, OnRemoteDelete, Propagation};
 
 /// A checked input: everything `expand` needs.
 pub struct Model {
@@ -71,9 +66,19 @@ pub struct SpecField {
     pub skip: bool,
 }
 
+/// How the controller name is chosen.
+pub enum ControllerName {
+    /// `#[sync(controller_name = "...")]`: exactly this name.
+    Given(LitStr),
+    /// No `controller_name`: the per-region default, formed at run time from this base
+    /// (`<kind>-sync`) and the suffixes.
+    PerRegion(String),
+}
+
 /// The configuration values that `#[sync(...)]` sets; `None` keeps `SyncConfig::new`'s.
 pub struct Config {
-    pub controller_name: String,
+    pub controller_name: ControllerName,
+    pub predecessors: Vec<LitStr>,
     pub remote_suffix: Option<LitStr>,
     pub remote_namespace_suffix: Option<LitStr>,
     pub local_namespace_suffix: Option<LitStr>,
@@ -101,7 +106,8 @@ impl Model {
 impl Config {
     fn defaults(kind: &Kind) -> Self {
         Config {
-            controller_name: format!("{}-sync", kind.name.to_lowercase()),
+            controller_name: ControllerName::PerRegion(default_base(kind)),
+            predecessors: Vec::new(),
             remote_suffix: None,
             remote_namespace_suffix: None,
             local_namespace_suffix: None,
@@ -124,15 +130,19 @@ pub fn validate(input: Input) -> darling::Result<Model> {
     let local_namespace_suffix = suffix(&input.local_namespace_suffix);
     let namespace_prefix = input.namespace_prefix.map(|p| p.0);
     let secrets = input.secrets.map(|s| s.0).unwrap_or_default();
+    let predecessors = input.predecessors.map(|s| s.0).unwrap_or_default();
 
     errors.handle(check_no_generics(&input.generics));
     let kind = errors.handle(check_kind(&input.ident, &input.attrs, &input.data));
     if let Some(kind) = &kind {
         errors.handle(check_skip_on_spec(kind, &input.data));
+        if input.controller_name.is_none() {
+            errors.handle(check_default_name(kind, input.ident.span()));
+        }
     }
     let namespace_suffixes = [
-        ("remote_namespace_suffix", &remote_namespace_suffix),
-        ("local_namespace_suffix", &local_namespace_suffix),
+        (Part::RemoteNamespaceSuffix, &remote_namespace_suffix),
+        (Part::LocalNamespaceSuffix, &local_namespace_suffix),
     ];
     errors.handle(check_namespace_room(
         namespace_prefix.as_ref(),
@@ -149,9 +159,10 @@ pub fn validate(input: Input) -> darling::Result<Model> {
     let copy = spec_copy(&kind, input.ident, input.data);
     let config = Config {
         controller_name: match input.controller_name {
-            Some(name) => name.0.value(),
-            None => Config::defaults(&kind).controller_name,
+            Some(name) => ControllerName::Given(name.0),
+            None => ControllerName::PerRegion(default_base(&kind)),
         },
+        predecessors,
         remote_suffix,
         remote_namespace_suffix,
         local_namespace_suffix,
@@ -221,65 +232,19 @@ pub fn check_shape(data: &Data) -> darling::Result<&FieldsNamed> {
     }
 }
 
-/// `remote_suffix`, `remote_namespace_suffix` and `local_namespace_suffix`.
-pub fn check_suffix(key: &str, value: &LitStr) -> darling::Result<()> {
-    // A suffix ends every mapped name or namespace, and those are DNS-1123 labels: with a
-    // character a label cannot hold, or a '-' where a label cannot end, every mapped name would
-    // be invalid and nothing would ever sync. A label has at most 63 characters, and the suffix
-    // leaves room for at least one more.
-    let s = value.value();
-    let problem = if !s.chars().all(is_label_char) {
-        "must contain only lowercase letters, digits and '-'".to_owned()
-    } else if s.ends_with('-') {
-        "must end with a lowercase letter or digit, as every Kubernetes name does".to_owned()
-    } else if s.len() >= MAX_LABEL {
-        format!(
-            "must be at most {} characters (it is {}), to leave room in a Kubernetes name of at \
-             most {MAX_LABEL}",
-            MAX_LABEL - 1,
-            s.len()
-        )
-    } else {
-        return Ok(());
-    };
-    Err(Error::custom(format!("`{key}` {problem}")).with_span(value))
-}
-
-/// `namespace_prefix`.
-pub fn check_prefix(key: &str, value: &LitStr) -> darling::Result<()> {
-    // The prefix starts every synced namespace, a DNS-1123 label: with a character a label
-    // cannot hold, or a '-' where a label cannot start, no namespace could ever match. A label
-    // has at most 63 characters, and the prefix leaves room for at least one more.
-    let s = value.value();
-    let problem = if !s.chars().all(is_label_char) {
-        "must contain only lowercase letters, digits and '-'".to_owned()
-    } else if s.starts_with('-') {
-        "must start with a lowercase letter or digit, as every namespace does".to_owned()
-    } else if s.len() >= MAX_LABEL {
-        format!(
-            "must be at most {} characters (it is {}), to leave room in a namespace of at most \
-             {MAX_LABEL}",
-            MAX_LABEL - 1,
-            s.len()
-        )
-    } else {
-        return Ok(());
-    };
-    Err(Error::custom(format!("`{key}` {problem}")).with_span(value))
+/// `remote_suffix`, `remote_namespace_suffix`, `local_namespace_suffix` and `namespace_prefix`.
+pub fn check_part(part: Part, value: &LitStr) -> darling::Result<()> {
+    // A suffix ends, and the prefix starts, every mapped name or namespace: a value that can
+    // never form a Kubernetes name would sync nothing. The rule is shared with the runtime
+    // (`sync_names::check_part` says it in full), so an override at run time agrees.
+    sync_names::check_part(part, &value.value()).map_err(|p| spanned(p, value))
 }
 
 /// One name in `secrets(...)`.
 pub fn check_secret_name(name: &LitStr) -> darling::Result<()> {
-    // A secret's name is a DNS-1123 subdomain. A configured name that is not one could never
-    // match a local secret, and the secret would silently never be sent up.
-    match subdomain_problem(&name.value()) {
-        None => Ok(()),
-        Some(problem) => Err(Error::custom(format!(
-            "secret name {:?} in `secrets(...)` {problem}",
-            name.value()
-        ))
-        .with_span(name)),
-    }
+    // A configured name that is not a secret name could never match a local secret, and the
+    // secret would silently never be sent up.
+    sync_names::check_secret_name(&name.value()).map_err(|p| spanned(p, name))
 }
 
 /// The names in `secrets(...)`, together.
@@ -344,30 +309,38 @@ pub fn check_concurrency(value: &LitInt) -> darling::Result<usize> {
 
 /// `domain`.
 pub fn check_domain(value: &LitStr) -> darling::Result<()> {
-    // The domain is the prefix of every annotation and finalizer the controller writes, and the
-    // API server rejects a key whose prefix is not a DNS-1123 subdomain: every write would fail.
-    match subdomain_problem(&value.value()) {
-        None => Ok(()),
-        Some(problem) => Err(Error::custom(format!("`domain` {problem}")).with_span(value)),
-    }
+    // The domain prefixes every annotation and finalizer key: the API server rejects a key
+    // whose prefix is not a DNS-1123 subdomain, so every write would fail.
+    sync_names::check_domain(&value.value()).map_err(|p| spanned(p, value))
 }
 
-/// `controller_name`.
-pub fn check_controller_name(value: &LitStr) -> darling::Result<()> {
-    // The controller name is the field manager of every write and the reporting controller of
-    // every event; the API server rejects an empty one, or one longer than 128 characters.
-    let s = value.value();
-    let problem = if s.is_empty() {
-        "must not be empty".to_owned()
-    } else if s.len() > MAX_CONTROLLER_NAME {
-        format!(
-            "is {} characters long, but a field manager's name has at most {MAX_CONTROLLER_NAME}",
-            s.len()
+/// `controller_name`, or one name in `predecessors(...)`.
+pub fn check_controller_name(key: &str, value: &LitStr) -> darling::Result<()> {
+    // The name is the field manager, the events' reporting controller, the claim and part of
+    // the `needed-by.<name>` annotation key: the runtime refuses a name that cannot be all of
+    // these, so the derive must too.
+    sync_names::check_controller_name(key, &value.value()).map_err(|p| spanned(p, value))
+}
+
+/// The default controller name `<kind>-sync`.
+fn check_default_name(kind: &Kind, span: Span) -> darling::Result<()> {
+    // Without `controller_name`, the name is formed from the kind at run time: a kind whose
+    // lowercase name cannot form one must say so now, not when the controller starts.
+    let base = default_base(kind);
+    sync_names::check_controller_name("controller_name", &base).map_err(|p| {
+        error_at(
+            span,
+            format!(
+                "the default controller name {base:?} (from the kind) is not valid ({p}); set \
+                 `#[sync(controller_name = \"...\")]`"
+            ),
         )
-    } else {
-        return Ok(());
-    };
-    Err(Error::custom(format!("`controller_name` {problem}")).with_span(value))
+    })
+}
+
+/// The base of the default controller name: the lowercase kind followed by `-sync`.
+pub fn default_base(kind: &Kind) -> String {
+    format!("{}-sync", kind.name.to_lowercase())
 }
 
 // ---- Rules across values ---------------------------------------------------------------------
@@ -490,7 +463,7 @@ fn check_no_generics(generics: &Generics) -> darling::Result<()> {
 /// `namespace_prefix` with a namespace suffix.
 fn check_namespace_room(
     prefix: Option<&LitStr>,
-    suffixes: &[(&str, &Option<LitStr>)],
+    suffixes: &[(Part, &Option<LitStr>)],
 ) -> darling::Result<()> {
     // A synced namespace starts with the prefix and ends with each suffix, and it is a DNS-1123
     // label of at most 63 characters: together they may not leave it too long.
@@ -498,17 +471,10 @@ fn check_namespace_room(
         return Ok(());
     };
     let mut errors = Error::accumulator();
-    for (key, suffix) in suffixes {
+    for (part, suffix) in suffixes {
         let Some(suffix) = suffix else { continue };
-        let length = prefix.value().len() + suffix.value().len();
-        if length > MAX_LABEL {
-            errors.push(
-                Error::custom(format!(
-                    "`namespace_prefix` and `{key}` are {length} characters together, but a \
-                     namespace has at most {MAX_LABEL}"
-                ))
-                .with_span(suffix),
-            );
+        if let Err(p) = sync_names::check_namespace_room(&prefix.value(), *part, &suffix.value()) {
+            errors.push(spanned(p, suffix));
         }
     }
     errors.finish()
@@ -524,16 +490,8 @@ fn check_remote_secret_names(
     let suffix = remote_suffix.map(LitStr::value).unwrap_or_default();
     let mut errors = Error::accumulator();
     for name in secrets {
-        let remote = format!("{}{suffix}", name.value());
-        if remote.len() > MAX_SUBDOMAIN {
-            errors.push(
-                Error::custom(format!(
-                    "the remote secret name (this name and `remote_suffix`) is {} characters \
-                     long, but a secret name has at most {MAX_SUBDOMAIN}",
-                    remote.len()
-                ))
-                .with_span(name),
-            );
+        if let Err(p) = sync_names::check_remote_secret_name(&name.value(), &suffix) {
+            errors.push(spanned(p, name));
         }
     }
     errors.finish()
@@ -541,32 +499,8 @@ fn check_remote_secret_names(
 
 // ---- Helpers ---------------------------------------------------------------------------------
 
-fn is_label_char(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-}
-
-/// Why `s` is not a DNS-1123 subdomain, if it is not.
-fn subdomain_problem(s: &str) -> Option<String> {
-    let problem = if s.is_empty() {
-        "must not be empty".to_owned()
-    } else if !s.chars().all(|c| is_label_char(c) || c == '.') {
-        "must contain only lowercase letters, digits, '-' and '.'".to_owned()
-    } else if s.split('.').any(|part| {
-        !part.starts_with(|c: char| c.is_ascii_alphanumeric())
-            || !part.ends_with(|c: char| c.is_ascii_alphanumeric())
-    }) {
-        "must start and end with a lowercase letter or digit, and so must each part between \
-         dots"
-            .to_owned()
-    } else if s.len() > MAX_SUBDOMAIN {
-        format!(
-            "is {} characters long, but at most {MAX_SUBDOMAIN} are allowed",
-            s.len()
-        )
-    } else {
-        return None;
-    };
-    Some(problem)
+fn spanned(problem: sync_names::Problem, value: &LitStr) -> Error {
+    Error::custom(problem).with_span(value)
 }
 
 fn error_at(span: Span, message: impl Display) -> Error {

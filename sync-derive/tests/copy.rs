@@ -186,8 +186,10 @@ fn defaults_reflect_every_attribute() {
 }
 
 #[test]
-fn defaults_without_attributes_are_sync_config_defaults_named_after_the_kind() {
-    assert_eq!(Cache::defaults(), SyncConfig::new("cache-sync"));
+fn defaults_without_attributes_are_sync_config_defaults_named_per_region_after_the_kind() {
+    assert_eq!(Cache::defaults(), SyncConfig::per_region("cache-sync"));
+    // No suffix: the name is the kind's, and nothing is adopted.
+    assert_eq!(Cache::defaults().resolved(), SyncConfig::new("cache-sync"));
 }
 
 #[test]
@@ -225,6 +227,10 @@ fn a_hand_written_resource_struct_is_copied_whole() {
     assert_eq!(queue.status().map(|s| s.length), Some(2));
     assert_eq!(
         Queue::defaults(),
-        SyncConfig::new("queue-sync").remote_suffix("-us")
+        SyncConfig::per_region("queue-sync").remote_suffix("-us")
+    );
+    assert_eq!(
+        Queue::defaults().effective_controller_name(),
+        "queue-sync-us"
     );
 }

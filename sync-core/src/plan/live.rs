@@ -24,7 +24,7 @@ pub(super) fn plan_live<K: Syncable>(
         Some(ns) if ns.terminating => {
             return Step::Wait("waiting for the terminating local namespace to go");
         }
-        Some(ns) if ns.wants_mark(&cx.config.controller_name) => return Step::MarkNamespace,
+        Some(ns) if ns.wants_mark(cx.config) => return Step::MarkNamespace,
         Some(_) => {}
     }
     let Some(local) = &obs.local else {

@@ -7,10 +7,12 @@
 //! - [`plan`] decides the next [`Step`] from an [`Observed`] world (this file: the live object,
 //!   spec, status and secrets);
 //! - `namespace.rs` decides whose a namespace is and what clean-up is due;
+//! - `claims.rs` counts whose claims a shard's objects carry, for the start-up warning;
 //! - `metadata.rs` says what labels and annotations go down and what is recorded remotely;
 //! - [`transition`] is how a write's answer changes what is known. The runtime and the
 //!   simulation both call it, so the model the tests check is the model that runs.
 
+mod claims;
 mod live;
 mod metadata;
 mod namespace;
@@ -27,6 +29,7 @@ use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey};
 use crate::syncable::Syncable;
 
+pub use claims::ClaimCensus;
 pub use metadata::RemoteMetaPatch;
 pub use namespace::{NamespaceState, Sibling, SiblingRemote};
 pub use transition::{Answer, NotKept, transition};
@@ -200,8 +203,9 @@ pub enum Step<K> {
     CreateNamespace,
     /// Mark the local namespace, which another controller created, as needed by this one.
     MarkNamespace,
-    /// Remove this controller's mark from the local namespace: none of its objects needs it.
-    UnmarkNamespace,
+    /// Remove the marks of these controllers (this one, and its predecessors) from the local
+    /// namespace: none of its objects needs it.
+    UnmarkNamespace(Vec<String>),
     /// Create the local object, with the spec of the remote generation `spec_of`.
     CreateLocal {
         /// The object to create.
@@ -290,7 +294,10 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///
 /// # Guarantees
 ///
-/// - A remote object claimed by another controller gets no write.
+/// - A remote object claimed by another controller gets no write. One claimed by a
+///   predecessor ([`SyncConfig::predecessors`]) is this controller's: a live one's claim is
+///   rewritten to this name before any other write, a terminating one is cleaned up and
+///   released.
 /// - A new remote object is claimed (finalizer and claim annotation, guarded by its resource
 ///   version) before anything is made locally, so of two controllers that both match it, the
 ///   one that loses the race has made nothing.
@@ -312,7 +319,7 @@ pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
         .as_ref()
         .is_some_and(|l| is_paused(l.meta(), keys));
     if let Some(owner) = obs.remote.meta().and_then(|m| claimed_by(m, keys))
-        && owner != cx.config.controller_name
+        && !cx.config.is_own_name(owner)
     {
         return Step::ClaimedElsewhere(owner.to_owned());
     }

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use kube::core::ObjectMeta;
 
 use super::{Observed, PlanContext, Step, annotation, terminating};
-use crate::config::OnRemoteDelete;
+use crate::config::{OnRemoteDelete, SyncConfig};
 use crate::keys::Keys;
 use crate::syncable::Syncable;
 
@@ -62,22 +62,36 @@ impl NamespaceState {
         }
     }
 
-    /// Whether `controller` created it for the object `local_name`'s clean-up to delete: it
-    /// stamped itself as creator, or the Go original made it for this very object.
-    pub fn is_ours(&self, controller: &str, local_name: &str) -> bool {
+    /// Whether the controller `me` created it for the object `local_name`'s clean-up to
+    /// delete: it (or one of its predecessors) stamped itself as creator, or the Go original
+    /// made it for this very object.
+    pub fn is_ours(&self, me: &SyncConfig, local_name: &str) -> bool {
         match &self.created_by {
-            Some(c) => c == controller,
+            Some(c) => me.is_own_name(c),
             None => self.owner.as_deref() == Some(local_name),
         }
     }
 
-    /// Whether `controller` must mark it before using it: a sync controller other than
-    /// `controller` created it (or the Go original, whose namespaces have no creator stamp),
-    /// and the mark is not there yet.
-    pub fn wants_mark(&self, controller: &str) -> bool {
+    /// Whether the controller `me` must mark it before using it: a sync controller other than
+    /// `me` and its predecessors created it (or the Go original, whose namespaces have no
+    /// creator stamp), and no mark of `me` or a predecessor is there yet.
+    pub fn wants_mark(&self, me: &SyncConfig) -> bool {
         self.owner.is_some()
-            && self.created_by.as_deref() != Some(controller)
-            && !self.needed_by.contains(controller)
+            && !self
+                .created_by
+                .as_deref()
+                .is_some_and(|c| me.is_own_name(c))
+            && self.own_marks(me).is_empty()
+    }
+
+    /// The marks of `me` and of its predecessors: a predecessor's objects are `me`'s now, so
+    /// its mark says what `me`'s would, and goes when `me`'s would.
+    pub fn own_marks(&self, me: &SyncConfig) -> Vec<String> {
+        self.needed_by
+            .iter()
+            .filter(|c| me.is_own_name(c))
+            .cloned()
+            .collect()
     }
 
     /// The fresher of what the cache holds and what this controller's own last write to the
@@ -92,9 +106,9 @@ impl NamespaceState {
         }
     }
 
-    /// Whether a controller other than `controller` marked it as needed.
-    pub fn needed_by_another(&self, controller: &str) -> bool {
-        self.needed_by.iter().any(|c| c != controller)
+    /// Whether a controller other than `me` and its predecessors marked it as needed.
+    pub fn needed_by_another(&self, me: &SyncConfig) -> bool {
+        self.needed_by.iter().any(|c| !me.is_own_name(c))
     }
 }
 
@@ -172,7 +186,7 @@ pub(super) fn plan_cleanup<K: Syncable>(
     if policy == OnRemoteDelete::Orphan {
         return None;
     }
-    let me = cx.config.controller_name.as_str();
+    let me = cx.config;
     let Some(siblings) = &obs.siblings else {
         return Some(Step::Wait(
             "the remote object turned terminating during the pass; the next pass reads its siblings",
@@ -205,17 +219,17 @@ pub(super) fn plan_cleanup<K: Syncable>(
     None
 }
 
-/// Takes this controller's mark off the namespace once the object is released (or gone) and
+/// Takes this controller's mark (and its predecessors') off the namespace once the object is released (or gone) and
 /// none of its siblings needs the namespace. The mark goes after the release, not before: a
 /// pause that arrives between the two would otherwise leave a paused object that still holds
 /// our finalizer in a namespace nothing protects. A crash between the two leaves the mark,
 /// which keeps the namespace: the safe side.
 pub(super) fn plan_unmark<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {
-    let me = cx.config.controller_name.as_str();
     let ns = obs.namespace.as_ref()?;
     let siblings = obs.siblings.as_ref()?;
     let needed = siblings.iter().any(Sibling::needs_namespace);
-    (ns.needed_by.contains(me) && !ns.terminating && !needed).then_some(Step::UnmarkNamespace)
+    let marks = ns.own_marks(cx.config);
+    (!marks.is_empty() && !ns.terminating && !needed).then_some(Step::UnmarkNamespace(marks))
 }
 
 fn delete_local<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {

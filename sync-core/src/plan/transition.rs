@@ -71,7 +71,7 @@ pub fn transition<K: Syncable>(
         (
             Step::CreateNamespace
             | Step::MarkNamespace
-            | Step::UnmarkNamespace
+            | Step::UnmarkNamespace(_)
             | Step::DeleteNamespace { .. },
             Answer::Namespace(ns),
         ) => obs.namespace = Some(ns),

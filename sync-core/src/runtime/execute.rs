@@ -33,8 +33,14 @@ impl<K: Syncable> Inner<K> {
                 Ok(Answer::Done)
             }
             Step::CreateNamespace => self.create_namespace(local_key, remote_obj).await,
-            Step::MarkNamespace => self.mark_namespace(true, local_key, remote_obj).await,
-            Step::UnmarkNamespace => self.mark_namespace(false, local_key, remote_obj).await,
+            Step::MarkNamespace => {
+                let me = [self.config.controller_name.clone()];
+                self.mark_namespace(true, &me, local_key, remote_obj).await
+            }
+            Step::UnmarkNamespace(names) => {
+                self.mark_namespace(false, names, local_key, remote_obj)
+                    .await
+            }
             Step::DeleteNamespace {
                 uid,
                 resource_version,

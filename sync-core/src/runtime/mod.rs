@@ -28,10 +28,10 @@ use tracing::info;
 
 use crate::config::SyncConfig;
 use crate::deletion::BudgetGuard;
-use crate::error::{ConfigError, RunError};
+use crate::error::RunError;
 use crate::keys::Keys;
 use crate::leader::Fence;
-use crate::mapping::{Mapping, ObjectKey, is_dns1123_subdomain};
+use crate::mapping::{Mapping, ObjectKey};
 use crate::metrics::{Cluster, ControllerMetrics, Metrics};
 use crate::reachability::Reachability;
 use crate::scheduler::Backoff;
@@ -199,7 +199,8 @@ impl<K: Syncable> SyncBuilder<K> {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RunError> {
-        validate(&self.config)?;
+        let config = self.config.resolved();
+        config.validate()?;
         // Under leader election nothing is written until the Lease is held.
         let fence = match &self.leader {
             Some(_) => Fence::closed(),
@@ -208,7 +209,7 @@ impl<K: Syncable> SyncBuilder<K> {
         let (inner, writers) = Inner::<K>::new(
             self.remote.clone(),
             self.local.clone(),
-            self.config,
+            config,
             &self.metrics,
             self.request_timeout,
             fence,
@@ -268,54 +269,6 @@ fn forward(triggers: Trigger) -> (mpsc::UnboundedReceiver<ObjectKey>, JoinHandle
         }
     });
     (rx, watch)
-}
-
-fn validate(config: &SyncConfig) -> Result<(), ConfigError> {
-    if config.concurrency == 0 {
-        return Err(ConfigError::ZeroConcurrency);
-    }
-    if !is_dns1123_subdomain(&config.domain) {
-        return Err(ConfigError::Domain {
-            value: config.domain.clone(),
-        });
-    }
-    for (field, v) in [
-        ("remote_suffix", &config.remote_suffix),
-        ("remote_namespace_suffix", &config.remote_namespace_suffix),
-        ("local_namespace_suffix", &config.local_namespace_suffix),
-        ("namespace_prefix", &config.namespace_prefix),
-    ] {
-        if !v.bytes().all(|c| {
-            c.is_ascii_lowercase()
-                || c.is_ascii_digit()
-                || c == b'-'
-                || (field == "remote_suffix" && c == b'.')
-        }) || v.len() > 62
-        {
-            return Err(ConfigError::NamePart {
-                field,
-                value: v.clone(),
-            });
-        }
-    }
-    // The name forms the `needed-by.<controller>` annotation key, whose name part may hold at
-    // most 63 characters.
-    let name = &config.controller_name;
-    if !is_dns1123_subdomain(name) || name.len() > 53 {
-        return Err(ConfigError::ControllerName {
-            value: name.clone(),
-        });
-    }
-    let mut seen = HashSet::new();
-    for s in &config.secrets {
-        if !is_dns1123_subdomain(s) {
-            return Err(ConfigError::SecretName { value: s.clone() });
-        }
-        if !seen.insert(s) {
-            return Err(ConfigError::DuplicateSecret { value: s.clone() });
-        }
-    }
-    Ok(())
 }
 
 /// Everything a running reconciler shares between its watches and its passes.
@@ -424,36 +377,5 @@ impl<K: Syncable> Inner<K> {
             secrets: secret_writers,
         };
         (inner, writers)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invalid_configuration_is_refused() {
-        assert!(validate(&SyncConfig::new("x")).is_ok());
-        assert_eq!(
-            validate(&SyncConfig::new("x").remote_suffix("-EU")),
-            Err(ConfigError::NamePart {
-                field: "remote_suffix",
-                value: "-EU".into()
-            })
-        );
-        assert_eq!(
-            validate(&SyncConfig::new("x").secrets(["a", "a"])),
-            Err(ConfigError::DuplicateSecret { value: "a".into() })
-        );
-        assert_eq!(
-            validate(&SyncConfig::new("x").secrets(["A"])),
-            Err(ConfigError::SecretName { value: "A".into() })
-        );
-        assert_eq!(
-            validate(&SyncConfig::new("x").domain("not a domain")),
-            Err(ConfigError::Domain {
-                value: "not a domain".into()
-            })
-        );
     }
 }

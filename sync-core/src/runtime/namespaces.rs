@@ -55,17 +55,22 @@ impl<K: Syncable> Inner<K> {
         Ok(self.namespace_answer(&created.metadata))
     }
 
-    /// Adds (`mark`) or removes this controller's `needed-by` mark. A merge patch of one
-    /// annotation key touches no other controller's mark, so no precondition is needed.
+    /// Adds (`mark`) or removes the `needed-by` marks of these controllers (this one, and for
+    /// a removal its predecessors too). A merge patch of single annotation keys touches no other
+    /// controller's mark, so no precondition is needed.
     pub(super) async fn mark_namespace(
         &self,
         mark: bool,
+        controllers: &[String],
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
-        let key = self.keys.needed_by(&self.config.controller_name);
         let value = mark.then_some("true");
-        let body = json!({ "metadata": { "annotations": { key: value } } });
+        let annotations: serde_json::Map<String, serde_json::Value> = controllers
+            .iter()
+            .map(|c| (self.keys.needed_by(c), json!(value)))
+            .collect();
+        let body = json!({ "metadata": { "annotations": annotations } });
         let r = self
             .local_call(self.namespace_api().patch(
                 &local_key.namespace,

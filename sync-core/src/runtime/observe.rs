@@ -163,10 +163,9 @@ impl<K: Syncable> Inner<K> {
     }
 
     /// Whether a pass may have clean-up to do in this namespace with no local copy: the
-    /// namespace is this controller's, or carries its mark.
+    /// namespace is this controller's, or carries its mark (or a predecessor's).
     fn may_clean(&self, ns: &NamespaceState, local_key: &ObjectKey) -> bool {
-        let me = &self.config.controller_name;
-        ns.is_ours(me, &local_key.name) || ns.needed_by.contains(me)
+        ns.is_ours(&self.config, &local_key.name) || !ns.own_marks(&self.config).is_empty()
     }
 
     /// Asks the remote API about each sibling whose local copy exists but whose remote object

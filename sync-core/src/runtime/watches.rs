@@ -17,7 +17,7 @@ use super::Inner;
 use super::observe::controller_of;
 use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
-use crate::plan::NamespaceState;
+use crate::plan::{ClaimCensus, NamespaceState};
 use crate::reachability::{Failure, Reachability};
 use crate::syncable::Syncable;
 
@@ -249,7 +249,7 @@ impl<K: Syncable> Inner<K> {
     fn creator_key(&self, ns: &PartialObjectMeta<Namespace>) -> Option<ObjectKey> {
         let state = NamespaceState::from_meta(&ns.metadata, &self.keys);
         let owner = state.owner.as_ref()?;
-        if !state.is_ours(&self.config.controller_name, owner) {
+        if !state.is_ours(&self.config, owner) {
             return None;
         }
         self.mapping
@@ -329,5 +329,39 @@ impl<K: Syncable> Inner<K> {
         }
         futures::future::join_all(waits).await;
         info!(controller = %self.config.controller_name, "caches filled; reconciling");
+        self.report_claims();
+    }
+
+    /// Says once, from the first full cache, whose claims the remote objects of this shard
+    /// carry: a warning when most are another controller's, which this controller will leave
+    /// alone (a rename without `adopt_claims_from`, or regions that overlap).
+    fn report_claims(&self) {
+        let objects = self.remote_store.state();
+        let shard = objects
+            .iter()
+            .filter(|o| self.is_ours(&key_of(o.as_ref())))
+            .map(|o| &o.metadata);
+        let census = ClaimCensus::count(shard, &self.config, &self.keys);
+        let me = &self.config.controller_name;
+        if census.mostly_foreign()
+            && let Some((other, count)) = census.main_foreign()
+        {
+            warn!(
+                controller = %me,
+                foreign = census.foreign_total(),
+                total = census.total(),
+                main_claimant = other,
+                main_claimant_objects = count,
+                "most remote objects of this controller's shard are claimed by other controllers \
+                 and will not be synced; if {other:?} is a former name of this controller, list \
+                 it with `adopt_claims_from`, otherwise the regions' suffixes overlap"
+            );
+        } else if census.adopted > 0 {
+            info!(
+                controller = %me,
+                adopted = census.adopted,
+                "adopting remote objects claimed under a former name"
+            );
+        }
     }
 }

@@ -205,13 +205,13 @@ impl Controller {
         if namespace == cached {
             self.own_namespaces.remove(&local_key.namespace);
         }
-        let me = self.setup.name();
+        let config = &self.setup.config;
         let remote = match remote {
             Some(r) => RemoteState::Present(r),
             None => {
-                let ns_concerns = namespace
-                    .as_ref()
-                    .is_some_and(|n| n.is_ours(me, &local_key.name) || n.needed_by.contains(me));
+                let ns_concerns = namespace.as_ref().is_some_and(|n| {
+                    n.is_ours(config, &local_key.name) || !n.own_marks(config).is_empty()
+                });
                 if local.is_none() && !ns_concerns {
                     return None;
                 }

@@ -86,7 +86,7 @@ fn current(w: &World) -> Result<(), String> {
                 .get(&rk)
                 .is_none_or(|r| r.metadata.deletion_timestamp.is_some());
             let ns = &w.local.namespaces[&lk.namespace].meta;
-            let ours = NamespaceState::from_meta(ns, &setup.keys).is_ours(setup.name(), &lk.name);
+            let ours = NamespaceState::from_meta(ns, &setup.keys).is_ours(&setup.config, &lk.name);
             let due = ours || setup.config.on_remote_delete == OnRemoteDelete::NamespaceOrResource;
             if remote_gone && due && annotation(&l.metadata, &setup.keys.managed_keys).is_some() {
                 return Err(format!(

@@ -60,8 +60,10 @@ pub fn execute(
         Step::MarkNamespace => namespace(local.patch_ns(ns, |a| {
             a.insert(keys.needed_by(&me), "true".into());
         })?),
-        Step::UnmarkNamespace => namespace(local.patch_ns(ns, |a| {
-            a.remove(&keys.needed_by(&me));
+        Step::UnmarkNamespace(names) => namespace(local.patch_ns(ns, |a| {
+            for name in names {
+                a.remove(&keys.needed_by(name));
+            }
         })?),
         Step::DeleteNamespace {
             uid,

@@ -128,7 +128,7 @@ fn namespace_deletion(
             setup.name()
         ))
     };
-    if !NamespaceState::from_meta(&ns.meta, &setup.keys).is_ours(setup.name(), &local_key.name) {
+    if !NamespaceState::from_meta(&ns.meta, &setup.keys).is_ours(&setup.config, &local_key.name) {
         return fail("it did not create it".into());
     }
     match still_needed(w, kind, local_key) {

@@ -159,7 +159,7 @@ fn a_namespace_another_controller_or_the_go_original_made_is_marked_and_unmarked
     assert!(matches!(plan(&o, &f.cx()), Step::CreateLocal { .. }));
     // Gone: never deletes another controller's namespace, and takes its mark away.
     o.remote = RemoteState::Gone;
-    assert!(matches!(plan(&o, &f.cx()), Step::UnmarkNamespace));
+    assert!(matches!(plan(&o, &f.cx()), Step::UnmarkNamespace(m) if m == ["t"]));
     // The Go original's namespace for this very object (no creator stamp) is ours to delete.
     o.namespace = Some(NamespaceState {
         owner: Some("db".into()),
@@ -186,7 +186,10 @@ fn the_controllers_own_namespace_write_wins_over_an_older_cache() {
         ..cached.clone()
     };
     let seen = NamespaceState::fresher(Some(cached.clone()), Some(&own)).unwrap();
-    assert!(seen.wants_mark("t"), "the unmark is seen: {seen:?}");
+    assert!(
+        seen.wants_mark(&SyncConfig::new("t")),
+        "the unmark is seen: {seen:?}"
+    );
     // A cache that caught up, or a namespace re-created under the name, wins.
     let newer = NamespaceState {
         resource_version: Some("11".into()),

@@ -226,6 +226,7 @@ fn owned_secret(owner: &Thing, rv: &str) -> Secret {
     }
 }
 
+mod adoption;
 mod cleanup;
 mod live;
 mod properties;

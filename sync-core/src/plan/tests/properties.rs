@@ -95,7 +95,7 @@ proptest! {
         let f = fixture(config);
         if matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
-            prop_assert!(ns.is_ours("t", "db") && o.siblings.as_ref().is_some_and(Vec::is_empty) && !ns.terminating);
+            prop_assert!(ns.is_ours(&f.config, "db") && o.siblings.as_ref().is_some_and(Vec::is_empty) && !ns.terminating);
             prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
         }
     }
@@ -121,7 +121,7 @@ proptest! {
             prop_assert!(going, "{step:?}");
         }
         if matches!(step, Step::DeleteLocal(_)) {
-            let ours = o.namespace.as_ref().is_some_and(|n| n.is_ours("t", "db"));
+            let ours = o.namespace.as_ref().is_some_and(|n| n.is_ours(&f.config, "db"));
             prop_assert!(ours || f.config.on_remote_delete == OnRemoteDelete::NamespaceOrResource, "{step:?}");
             prop_assert!(f.config.on_remote_delete != OnRemoteDelete::Orphan);
         }
@@ -335,7 +335,7 @@ proptest! {
         let going = o.remote.cleaning_up();
         if matches!(step, Step::DeleteNamespace { .. }) {
             let ns = o.namespace.unwrap();
-            prop_assert!(going && ns.is_ours("t", "db") && !ns.terminating && o.siblings.as_ref().is_some_and(Vec::is_empty));
+            prop_assert!(going && ns.is_ours(&f.config, "db") && !ns.terminating && o.siblings.as_ref().is_some_and(Vec::is_empty));
         }
         if step.is_local_delete() {
             prop_assert!(going, "{step:?}");

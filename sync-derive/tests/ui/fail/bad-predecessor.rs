@@ -1,0 +1,16 @@
+// Predecessors that are not valid controller names: each is reported.
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sync_core::Syncable;
+
+#[derive(CustomResource, Syncable, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(group = "acme.dev", version = "v1", kind = "Database", namespaced)]
+#[sync(controller_name = "db-sync-eu", predecessors("Database_Sync", "database-sync-for-the-eu-west-region-of-the-big-company"))]
+pub struct DatabaseSpec {
+    pub size: String,
+}
+
+fn main() {
+    let _ = Database::defaults();
+}
