@@ -152,6 +152,7 @@ async fn a_mass_remote_deletion_drains_within_the_budget_with_one_warning_per_he
     )
     .await;
 
+    let mark = pair.remote.audit_mark().unwrap();
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     futures::stream::iter(keys.clone())
@@ -183,13 +184,19 @@ async fn a_mass_remote_deletion_drains_within_the_budget_with_one_warning_per_he
     // Let a late event land before counting.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let warnings = budget_warnings(&r, &namespaces).await;
+    let audit = pair.remote.audit_events_since(&mark).unwrap();
+    let event_writes = writes_by(&audit, &user)
+        .iter()
+        .filter(|e| e.resource == "events")
+        .count();
     let held = warnings.len();
     let total: i32 = warnings.values().sum();
     let most = warnings.values().copied().max().unwrap_or(0);
     println!(
         "mass deletion: {objects} objects in {NAMESPACES} namespaces, budget {max} per {window} s: \
          drained in {:.1} s; controller CPU {cpu:.2} s; {held} objects held, {total} budget \
-         warnings ({:.2} per held object, at most {most} for one)",
+         warnings ({:.2} per held object, at most {most} for one) in {event_writes} event writes \
+         to the remote cluster",
         drained.as_secs_f64(),
         f64::from(total) / held.max(1) as f64,
     );

@@ -39,6 +39,7 @@ use crate::syncable::Syncable;
 
 mod events;
 mod execute;
+mod index;
 mod local_writes;
 mod namespaces;
 mod observe;
@@ -47,6 +48,7 @@ mod remote_writes;
 mod state;
 mod watches;
 
+use index::NamespaceIndex;
 use state::{FirstSeen, LastWritten};
 use watches::{SecretWriters, Trigger, Writers};
 
@@ -328,6 +330,10 @@ struct Inner<K> {
     ar: ApiResource,
     remote_store: Store<DynamicObject>,
     local_store: Store<DynamicObject>,
+    /// The local names of the remote objects whose copies belong in each local namespace.
+    remote_index: NamespaceIndex,
+    /// The local copies in each local namespace.
+    local_index: NamespaceIndex,
     namespaces: Store<PartialObjectMeta<Namespace>>,
     secrets: BTreeMap<String, Store<Secret>>,
     recorder: Recorder,
@@ -406,6 +412,8 @@ impl<K: Syncable> Inner<K> {
             ar,
             remote_store,
             local_store,
+            remote_index: NamespaceIndex::default(),
+            local_index: NamespaceIndex::default(),
             namespaces: ns_store,
             secrets: secret_stores,
             written: Mutex::default(),
