@@ -1,7 +1,7 @@
 //! The runtime: the part of the library that talks to the API servers.
 //!
-//! Watches fill a cache per cluster and queue the remote key of every object they touch
-//! ([`watches`]). A pass over one key reads the caches into an [`Observed`](crate::plan::Observed)
+//! Watches fill a cache per cluster, index the objects by local namespace ([`index`]), and
+//! queue the remote key of every object they touch ([`watches`]). A pass over one key reads the caches into an [`Observed`](crate::plan::Observed)
 //! ([`observe`]), asks the pure [`plan`](crate::plan::plan) for the next step, executes it
 //! ([`execute`]), and loops until the key is in sync or has to wait ([`pass`]). Each step is
 //! one API call: to the local cluster in [`local_writes`] and [`namespaces`], to the remote one
