@@ -12,16 +12,19 @@ use tracing::{debug, warn};
 use super::Inner;
 use super::state::lock;
 use crate::error::{Error, api_status};
+use crate::leader::NotLeading;
 use crate::mapping::{ObjectKey, Unmapped};
 use crate::metrics::Cluster;
 use crate::plan::{NotKept, Observed};
+use crate::reachability::Unreachable;
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
     /// Sends a deletion for `key` if the deletion budget allows it, and counts it only if the
     /// server may have carried it out: an answer refusing it (a failed precondition, say) or
-    /// finding nothing to delete (404) gives the token back. No answer (a timeout) keeps it
-    /// spent, so the budget is never exceeded.
+    /// finding nothing to delete (404), or a request never sent (its cluster known
+    /// unreachable, or the leader fence closed), gives the token back. No answer (a timeout)
+    /// keeps it spent, so the budget is never exceeded.
     ///
     /// Past the budget, the first hold of the key's trip says why on the remote object and in
     /// a metric, and the key waits for its turn ([`Error::BudgetExhausted`]).
@@ -34,7 +37,7 @@ impl<K: Syncable> Inner<K> {
         let held = match self.budget.try_take(key) {
             Ok(token) => {
                 let answer = request.await;
-                if let Err(kube::Error::Api(_)) = &answer {
+                if answer.as_ref().is_err_and(deleted_nothing) {
                     self.budget.refund(token);
                 }
                 return Ok(answer);
@@ -209,5 +212,15 @@ impl<K: Syncable> Inner<K> {
             Ok(()) => self.metrics.wrote(Cluster::Remote, "create", "events"),
             Err(e) => debug!(error = %e, "failed to publish event"),
         }
+    }
+}
+
+/// Whether a failed deletion certainly deleted nothing: the server answered with an error, or
+/// the request was never sent.
+fn deleted_nothing(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(_) => true,
+        kube::Error::Service(e) => e.is::<Unreachable>() || e.is::<NotLeading>(),
+        _ => false,
     }
 }
