@@ -66,7 +66,8 @@ mod tests {
 ///
 /// - At most `max_deletions` local deletions (of copies and of namespaces) are sent within any
 ///   `window`, counting those still in flight. A deletion the API server refuses or finds
-///   nothing to delete for (404) gives its token back; one that got no answer keeps it.
+///   nothing to delete for (404), or one never sent (its cluster known unreachable, or the
+///   leader fence closed), gives its token back; one that got no answer keeps it.
 /// - Held objects wait first come, first served, and each is woken when a deletion should be
 ///   free for it, so about one held object wakes per freed token: 10,000 held objects cost
 ///   one pass per token, not 10,000 passes per window.
