@@ -120,8 +120,8 @@ pub(crate) enum Error {
     /// A write was refused before it was sent: this replica does not hold the leader Lease.
     #[error("failed to write: {0}")]
     NotLeading(#[from] crate::leader::NotLeading),
-    /// The deletion budget is spent.
-    #[error("deletion budget exhausted; next deletion allowed in {0:?}")]
+    /// The deletion budget is spent: this key's turn comes after the given wait.
+    #[error("deletion budget exhausted; this deletion's turn comes in {0:?}")]
     BudgetExhausted(std::time::Duration),
 }
 

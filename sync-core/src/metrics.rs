@@ -66,7 +66,7 @@ fn lag_histogram() -> Histogram {
 /// | `sync_spec_lag_seconds` | histogram | remote change seen → local object written |
 /// | `sync_status_lag_seconds` | histogram | local status change seen → remote status written |
 /// | `sync_paused_objects` | gauge | |
-/// | `sync_deletion_budget_trips_total` | counter | |
+/// | `sync_deletion_budget_trips_total` | counter | objects held back by the deletion budget, once per object per trip |
 /// | `sync_cluster_unreachable_total` | counter | `cluster`: times the cluster was found unreachable |
 ///
 /// # Example
@@ -154,7 +154,7 @@ impl Metrics {
         );
         r.register(
             "deletion_budget_trips",
-            "Deletions held back by the deletion budget",
+            "Objects held back by the deletion budget, once per object per trip",
             m.budget_trips.clone(),
         );
         r.register(

@@ -1,6 +1,8 @@
 //! What the management plane is told: Warning events on the remote object for rejected
 //! writes, refused objects and held-back deletions.
 
+use std::future::Future;
+
 use kube::Resource;
 use kube::api::DynamicObject;
 use kube::runtime::events::{Event, EventType};
@@ -10,28 +12,54 @@ use tracing::{debug, warn};
 use super::Inner;
 use super::state::lock;
 use crate::error::{Error, api_status};
+use crate::leader::NotLeading;
 use crate::mapping::{ObjectKey, Unmapped};
 use crate::metrics::Cluster;
 use crate::plan::{NotKept, Observed};
+use crate::reachability::Unreachable;
 use crate::syncable::Syncable;
 
 impl<K: Syncable> Inner<K> {
-    /// Takes one deletion from the budget; past it, says why on the remote object and in a
-    /// metric, and makes the key wait until the window allows.
-    pub(super) async fn take_budget(&self, remote: Option<&K>) -> Result<(), Error> {
-        let Err(wait) = self.budget.try_take() else {
-            return Ok(());
+    /// Sends a deletion for `key` if the deletion budget allows it, and counts it only if the
+    /// server may have carried it out: an answer refusing it (a failed precondition, say) or
+    /// finding nothing to delete (404), or a request never sent (its cluster known
+    /// unreachable, or the leader fence closed), gives the token back. No answer (a timeout)
+    /// keeps it spent, so the budget is never exceeded.
+    ///
+    /// Past the budget, the first hold of the key's trip says why on the remote object and in
+    /// a metric, and the key waits for its turn ([`Error::BudgetExhausted`]).
+    pub(super) async fn delete_within_budget<T>(
+        &self,
+        key: &ObjectKey,
+        remote: Option<&K>,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<Result<T, kube::Error>, Error> {
+        let held = match self.budget.try_take(key) {
+            Ok(token) => {
+                let answer = request.await;
+                if answer.as_ref().is_err_and(deleted_nothing) {
+                    self.budget.refund(token);
+                }
+                return Ok(answer);
+            }
+            Err(held) => held,
         };
-        self.metrics.budget_trip();
-        let b = self.config.deletion_budget;
-        let note = format!(
-            "more than {} local deletions within {:?}; holding this one back for {:?} so a mass deletion on the management cluster cannot wipe the region",
-            b.max_deletions, b.window, wait
-        );
-        warn!(?wait, "deletion budget exhausted");
-        self.warn_remote_typed(remote, "DeletionBudgetExceeded", "Delete", note)
-            .await;
-        Err(Error::BudgetExhausted(wait))
+        if held.first {
+            self.metrics.budget_trip();
+            warn!(wait = ?held.wait, "deletion budget exhausted; this deletion waits its turn");
+            // The same text on every hold, so the API server and kube's recorder can count
+            // repeats of one event rather than store new ones.
+            let b = self.config.deletion_budget;
+            let note = format!(
+                "more than {} local deletions are due within {:?}; this one waits its turn, so a mass deletion on the management cluster cannot wipe the region",
+                b.max_deletions, b.window
+            );
+            self.warn_remote_typed(remote, "DeletionBudgetExceeded", "Delete", note)
+                .await;
+        } else {
+            debug!(wait = ?held.wait, "deletion still held by the budget");
+        }
+        Err(Error::BudgetExhausted(held.wait))
     }
 
     /// The result of a write to either cluster. A rejection (admission, schema, quota, size
@@ -184,5 +212,15 @@ impl<K: Syncable> Inner<K> {
             Ok(()) => self.metrics.wrote(Cluster::Remote, "create", "events"),
             Err(e) => debug!(error = %e, "failed to publish event"),
         }
+    }
+}
+
+/// Whether a failed deletion certainly deleted nothing: the server answered with an error, or
+/// the request was never sent.
+fn deleted_nothing(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(_) => true,
+        kube::Error::Service(e) => e.is::<Unreachable>() || e.is::<NotLeading>(),
+        _ => false,
     }
 }

@@ -49,7 +49,7 @@ impl<K: Syncable> Inner<K> {
                     uid: uid.clone(),
                     resource_version: resource_version.clone(),
                 };
-                self.delete_namespace(pre, local_key, remote_obj).await
+                self.delete_namespace(pre, key, local_key, remote_obj).await
             }
             Step::CreateLocal { object, .. } => {
                 self.create_local(object, key, local_key, remote_obj).await
@@ -67,7 +67,7 @@ impl<K: Syncable> Inner<K> {
                 self.patch_remote_status(status, key, remote_obj).await
             }
             Step::DeleteLocal(propagation) => {
-                self.delete_local(*propagation, obs, local_key, remote_obj)
+                self.delete_local(*propagation, obs, key, local_key, remote_obj)
                     .await
             }
         }

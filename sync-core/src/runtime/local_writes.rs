@@ -64,10 +64,10 @@ impl<K: Syncable> Inner<K> {
         &self,
         propagation: Propagation,
         obs: &Observed<K>,
+        key: &ObjectKey,
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
-        self.take_budget(remote_obj).await?;
         let mut dp = match propagation {
             Propagation::Foreground => DeleteParams::foreground(),
             Propagation::Background => DeleteParams::background(),
@@ -78,10 +78,9 @@ impl<K: Syncable> Inner<K> {
             uid: obs.local.as_ref().and_then(|l| l.meta().uid.clone()),
             resource_version: None,
         });
-        let answer = match self
-            .local_call(self.local_api(local_key).delete(&local_key.name, &dp))
-            .await
-        {
+        let api = self.local_api(local_key);
+        let request = self.local_call(api.delete(&local_key.name, &dp));
+        let answer = match self.delete_within_budget(key, remote_obj, request).await? {
             Ok(either) => match either.left() {
                 Some(o) => self.answer(&o, "deleted object")?,
                 None => Answer::Gone,

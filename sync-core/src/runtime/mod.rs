@@ -1,7 +1,7 @@
 //! The runtime: the part of the library that talks to the API servers.
 //!
-//! Watches fill a cache per cluster and queue the remote key of every object they touch
-//! ([`watches`]). A pass over one key reads the caches into an [`Observed`](crate::plan::Observed)
+//! Watches fill a cache per cluster, index the objects by local namespace ([`index`]), and
+//! queue the remote key of every object they touch ([`watches`]). A pass over one key reads the caches into an [`Observed`](crate::plan::Observed)
 //! ([`observe`]), asks the pure [`plan`](crate::plan::plan) for the next step, executes it
 //! ([`execute`]), and loops until the key is in sync or has to wait ([`pass`]). Each step is
 //! one API call: to the local cluster in [`local_writes`] and [`namespaces`], to the remote one
@@ -39,6 +39,7 @@ use crate::syncable::Syncable;
 
 mod events;
 mod execute;
+mod index;
 mod local_writes;
 mod namespaces;
 mod observe;
@@ -47,6 +48,7 @@ mod remote_writes;
 mod state;
 mod watches;
 
+use index::NamespaceIndex;
 use state::{FirstSeen, LastWritten};
 use watches::{SecretWriters, Trigger, Writers};
 
@@ -281,6 +283,10 @@ struct Inner<K> {
     ar: ApiResource,
     remote_store: Store<DynamicObject>,
     local_store: Store<DynamicObject>,
+    /// The local names of the remote objects whose copies belong in each local namespace.
+    remote_index: NamespaceIndex,
+    /// The local copies in each local namespace.
+    local_index: NamespaceIndex,
     namespaces: Store<PartialObjectMeta<Namespace>>,
     secrets: BTreeMap<String, Store<Secret>>,
     recorder: Recorder,
@@ -359,6 +365,8 @@ impl<K: Syncable> Inner<K> {
             ar,
             remote_store,
             local_store,
+            remote_index: NamespaceIndex::default(),
+            local_index: NamespaceIndex::default(),
             namespaces: ns_store,
             secrets: secret_stores,
             written: Mutex::default(),

@@ -97,18 +97,17 @@ impl<K: Syncable> Inner<K> {
     pub(super) async fn delete_namespace(
         &self,
         preconditions: Preconditions,
+        key: &ObjectKey,
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
-        self.take_budget(remote_obj).await?;
         let dp = DeleteParams {
             preconditions: Some(preconditions),
             ..DeleteParams::default()
         };
-        let answer = match self
-            .local_call(self.namespace_api().delete(&local_key.namespace, &dp))
-            .await
-        {
+        let api = self.namespace_api();
+        let request = self.local_call(api.delete(&local_key.namespace, &dp));
+        let answer = match self.delete_within_budget(key, remote_obj, request).await? {
             Ok(either) => match either.left() {
                 Some(ns) => self.namespace_answer(&ns.metadata),
                 None => Answer::Gone,

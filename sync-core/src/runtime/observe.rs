@@ -9,7 +9,7 @@ use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Inner;
-use super::state::{key_of, lock};
+use super::state::lock;
 use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling, SiblingRemote};
@@ -72,6 +72,7 @@ impl<K: Syncable> Inner<K> {
                     .as_ref()
                     .is_some_and(|n| self.may_clean(n, local_key)) =>
             {
+                self.budget.end_trip(key);
                 return Ok(None);
             }
             None => self.read_remote(key).await?,
@@ -190,25 +191,19 @@ impl<K: Syncable> Inner<K> {
     /// This controller's other objects that map into the same local namespace: each local
     /// copy there, and each remote object whose copy would be there (its copy may be
     /// missing for now), as the caches show them.
+    ///
+    /// Costs O(objects in that namespace): the watches index them by namespace.
     fn siblings(&self, local_key: &ObjectKey) -> Vec<Sibling> {
-        let mut names = BTreeSet::new();
-        for o in self.local_store.state() {
-            let k = key_of(o.as_ref());
-            if k.namespace == local_key.namespace && k.name != local_key.name {
-                names.insert(k.name);
-            }
-        }
-        for o in self.remote_store.state() {
-            if let Ok(k) = self.mapping.to_local(&key_of(o.as_ref()))
-                && k.namespace == local_key.namespace
-                && k.name != local_key.name
-            {
-                names.insert(k.name);
-            }
-        }
+        let mut names: BTreeSet<String> = self
+            .local_index
+            .names(&local_key.namespace)
+            .into_iter()
+            .collect();
+        names.extend(self.remote_index.names(&local_key.namespace));
+        names.remove(&local_key.name);
         names
             .into_iter()
-            .map(|name| {
+            .filter_map(|name| {
                 let local_key = ObjectKey::new(local_key.namespace.clone(), name.clone());
                 let local = self
                     .local_store
@@ -217,12 +212,16 @@ impl<K: Syncable> Inner<K> {
                     self.remote_store
                         .get(&ObjectRef::new_with(&rk.name, self.ar.clone()).within(&rk.namespace))
                 });
-                Sibling::from_meta(
+                // The index may still name an object both caches let go of.
+                if local.is_none() && remote.is_none() {
+                    return None;
+                }
+                Some(Sibling::from_meta(
                     name,
                     remote.as_ref().map(|r| &r.metadata),
                     local.as_ref().map(|l| &l.metadata),
                     &self.keys,
-                )
+                ))
             })
             .collect()
     }

@@ -222,6 +222,13 @@ impl<K: Syncable> Inner<K> {
             if !matches!(step, Step::ClaimedElsewhere(_)) {
                 lock(&self.claimed_elsewhere).remove(key);
             }
+            if matches!(
+                step,
+                Step::InSync | Step::Paused | Step::ClaimedElsewhere(_)
+            ) {
+                // No deletion is due for this key now: a later hold is a new trip.
+                self.budget.end_trip(key);
+            }
             match step {
                 Step::InSync => {
                     lock(&self.seen).remove(key);

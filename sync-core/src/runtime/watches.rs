@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::Inner;
+use super::index::Side;
 use super::observe::controller_of;
 use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
@@ -173,13 +174,19 @@ impl<K: Syncable> Inner<K> {
     ) -> Trigger {
         let remote_api = Api::<DynamicObject>::all_with(self.remote.clone(), &self.ar);
         let reach = self.remote_reach.clone();
-        let me = self;
-        watch_into(watcher(remote_api, cfg.clone()), writer, reach)
+        let (me, indexer) = (self.clone(), self);
+        let events = watcher(remote_api, cfg.clone())
+            .inspect(move |e| indexer.index_before_cache(Side::Remote, e));
+        watch_into(events, writer, reach)
             .flat_map(move |t| {
                 let o = match t {
                     Touched::Object(o) => o,
-                    Touched::Listed => return stream::iter(me.all_keys()),
+                    Touched::Listed => {
+                        me.index_after_cache(Side::Remote, None);
+                        return stream::iter(me.all_keys());
+                    }
                 };
+                me.index_after_cache(Side::Remote, Some(&o));
                 let key = key_of(&o);
                 let ours = me.is_ours(&key);
                 if ours {
@@ -202,13 +209,19 @@ impl<K: Syncable> Inner<K> {
     ) -> Trigger {
         let local_api = Api::<DynamicObject>::all_with(self.local.clone(), &self.ar);
         let reach = self.local_reach.clone();
-        let me = self;
-        watch_into(watcher(local_api, cfg.clone()), writer, reach)
+        let (me, indexer) = (self.clone(), self);
+        let events = watcher(local_api, cfg.clone())
+            .inspect(move |e| indexer.index_before_cache(Side::Local, e));
+        watch_into(events, writer, reach)
             .flat_map(move |t| {
                 let o = match t {
                     Touched::Object(o) => o,
-                    Touched::Listed => return stream::iter(me.all_keys()),
+                    Touched::Listed => {
+                        me.index_after_cache(Side::Local, None);
+                        return stream::iter(me.all_keys());
+                    }
                 };
+                me.index_after_cache(Side::Local, Some(&o));
                 let key = me.mapping.to_remote(&key_of(&o));
                 if let Some(key) = &key {
                     lock(&me.seen)

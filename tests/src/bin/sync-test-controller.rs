@@ -6,6 +6,7 @@
 //!     [--namespace-prefix P] [--remote-suffix S] [--local-namespace-suffix S]
 //!     [--secrets a,b] [--concurrency N] [--backoff-ms INITIAL,MAX] [--request-timeout-ms N]
 //!     [--lease NAMESPACE/NAME --identity ID --lease-seconds N]
+//!     [--deletion-budget MAX,WINDOW_SECONDS] [--on-remote-delete namespace|resource|orphan]
 //! ```
 //!
 //! With `--lease-seconds N`, the renew deadline is two thirds of N and the retry period a
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use sync_core::{LeaderElection, Syncable};
+use sync_core::{LeaderElection, OnRemoteDelete, Syncable};
 use sync_tests::client_from_kubeconfig;
 use sync_tests::harness::Database;
 
@@ -48,6 +49,8 @@ struct Args {
     lease: Option<(String, String)>,
     identity: Option<String>,
     lease_seconds: u64,
+    deletion_budget: Option<(u32, u64)>,
+    on_remote_delete: Option<OnRemoteDelete>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -83,6 +86,26 @@ fn parse() -> Result<Args, String> {
             }
             "--identity" => a.identity = Some(value()?),
             "--lease-seconds" => a.lease_seconds = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--on-remote-delete" => {
+                a.on_remote_delete = Some(match value()?.as_str() {
+                    "namespace" => OnRemoteDelete::Namespace,
+                    "resource" => OnRemoteDelete::NamespaceOrResource,
+                    "orphan" => OnRemoteDelete::Orphan,
+                    v => {
+                        return Err(format!(
+                            "--on-remote-delete {v}: namespace, resource or orphan"
+                        ));
+                    }
+                });
+            }
+            "--deletion-budget" => {
+                let v = value()?;
+                let (m, w) = v
+                    .split_once(',')
+                    .ok_or("--deletion-budget MAX,WINDOW_SECONDS")?;
+                let max = m.parse().map_err(|e| format!("{e}"))?;
+                a.deletion_budget = Some((max, w.parse().map_err(|e| format!("{e}"))?));
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -151,6 +174,14 @@ async fn main() {
                 .remote_suffix(args.remote_suffix.clone())
                 .local_namespace_suffix(args.local_namespace_suffix.clone())
                 .secrets(args.secrets.clone());
+            let c = match args.on_remote_delete {
+                Some(v) => c.on_remote_delete(v),
+                None => c,
+            };
+            let c = match args.deletion_budget {
+                Some((max, secs)) => c.deletion_budget(max, Duration::from_secs(secs)),
+                None => c,
+            };
             match args.concurrency {
                 Some(n) => c.concurrency(n),
                 None => c,
