@@ -166,6 +166,21 @@ pub struct SyncFlags {
     /// Former names of the agent, whose claims it adopts after a rename, comma-separated.
     #[arg(long, env = "SYNC_ADOPT_CLAIMS_FROM", value_delimiter = ',')]
     pub adopt_claims_from: Vec<String>,
+    /// A label `key=value` for each namespace the agent creates (such as
+    /// `pod-security.kubernetes.io/enforce=restricted`); repeat it, or separate with commas.
+    #[arg(long = "namespace-label", env = "SYNC_NAMESPACE_LABELS", value_delimiter = ',', value_parser = key_value)]
+    pub namespace_labels: Vec<(String, String)>,
+    /// An annotation `key=value` for each namespace the agent creates; repeat it, or separate
+    /// with commas.
+    #[arg(long = "namespace-annotation", env = "SYNC_NAMESPACE_ANNOTATIONS", value_delimiter = ',', value_parser = key_value)]
+    pub namespace_annotations: Vec<(String, String)>,
+}
+
+/// `key=value`, for the namespace label and annotation flags.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
 /// Leader election, for several replicas.
@@ -220,7 +235,7 @@ impl SyncFlags {
             Some(name) => defaults().controller_name(name),
             None => defaults(),
         };
-        config
+        let config = config
             .remote_suffix(&self.remote_suffix)
             .remote_namespace_suffix(&self.remote_namespace_suffix)
             .local_namespace_suffix(&self.local_namespace_suffix)
@@ -234,6 +249,13 @@ impl SyncFlags {
             )
             .concurrency(self.concurrency)
             .domain(&self.domain)
-            .adopt_claims_from(self.adopt_claims_from.iter().filter(|s| !s.is_empty()))
+            .adopt_claims_from(self.adopt_claims_from.iter().filter(|s| !s.is_empty()));
+        let config = self
+            .namespace_labels
+            .iter()
+            .fold(config, |c, (k, v)| c.namespace_label(k, v));
+        self.namespace_annotations
+            .iter()
+            .fold(config, |c, (k, v)| c.namespace_annotation(k, v))
     }
 }

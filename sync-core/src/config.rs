@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -180,6 +181,13 @@ pub struct SyncConfig {
     pub predecessors: Vec<String>,
     /// Limit on local deletions.
     pub deletion_budget: DeletionBudget,
+    /// Labels put on each namespace the controller creates, such as Pod Security admission
+    /// levels or a tenant label, so that a cluster policy requiring them admits the namespace.
+    /// Set when the namespace is created, never changed afterwards.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Annotations put on each namespace the controller creates, next to its own (keys in the
+    /// controller's [`domain`](SyncConfig::domain) are reserved for those).
+    pub namespace_annotations: BTreeMap<String, String>,
 }
 
 impl SyncConfig {
@@ -199,6 +207,8 @@ impl SyncConfig {
             name_per_region: false,
             predecessors: Vec::new(),
             deletion_budget: DeletionBudget::default(),
+            namespace_labels: BTreeMap::new(),
+            namespace_annotations: BTreeMap::new(),
         }
     }
 
@@ -409,6 +419,33 @@ impl SyncConfig {
         self
     }
 
+    /// Adds a label to [`SyncConfig::namespace_labels`].
+    ///
+    /// ```
+    /// use sync_core::SyncConfig;
+    ///
+    /// let config = SyncConfig::new("database-sync")
+    ///     .namespace_label("pod-security.kubernetes.io/enforce", "restricted")
+    ///     .namespace_annotation("acme.dev/cost-center", "42");
+    /// assert_eq!(config.namespace_labels["pod-security.kubernetes.io/enforce"], "restricted");
+    /// ```
+    #[must_use]
+    pub fn namespace_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.namespace_labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds an annotation to [`SyncConfig::namespace_annotations`].
+    #[must_use]
+    pub fn namespace_annotation(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.namespace_annotations.insert(key.into(), value.into());
+        self
+    }
+
     /// Sets [`SyncConfig::deletion_budget`].
     #[must_use]
     pub fn deletion_budget(mut self, max_deletions: u32, window: Duration) -> Self {
@@ -472,6 +509,27 @@ impl SyncConfig {
                 return Err(ConfigError::DuplicateSecret { value: s.clone() });
             }
         }
+        for (k, v) in &self.namespace_labels {
+            sync_names::check_metadata_key("namespace label", k)
+                .and_then(|()| sync_names::check_label_value(k, v))
+                .map_err(invalid("namespace_labels", k))?;
+        }
+        let reserved = format!("{}/", self.domain);
+        for k in self.namespace_annotations.keys() {
+            sync_names::check_metadata_key("namespace annotation", k)
+                .map_err(invalid("namespace_annotations", k))?;
+            if k.starts_with(&reserved) {
+                return Err(ConfigError::Invalid {
+                    field: "namespace_annotations",
+                    value: k.clone(),
+                    problem: format!(
+                        "namespace annotation key {k:?} is in the controller's domain \
+                         {:?}, whose keys it writes itself",
+                        self.domain
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -493,6 +551,19 @@ mod validate_tests {
                     .into(),
             })
         );
+        assert!(
+            v(SyncConfig::new("x")
+                .namespace_label("pod-security.kubernetes.io/enforce", "restricted")
+                .namespace_annotation("acme.dev/tenant", "a b"))
+            .is_ok()
+        );
+        for bad in [
+            SyncConfig::new("x").namespace_label("tenant", "not ok"),
+            SyncConfig::new("x").namespace_label("-tenant", "a"),
+            SyncConfig::new("x").namespace_annotation("cloud.teleport.dev/sync-owner", "me"),
+        ] {
+            assert!(matches!(v(bad), Err(ConfigError::Invalid { .. })));
+        }
         assert_eq!(
             v(SyncConfig::new("x").secrets(["a", "a"])),
             Err(ConfigError::DuplicateSecret { value: "a".into() })

@@ -68,7 +68,8 @@ pub enum ConfigError {
     #[error("{problem} (the value is {value:?})")]
     Invalid {
         /// The field: `remote_suffix`, `remote_namespace_suffix`, `local_namespace_suffix`,
-        /// `namespace_prefix`, `secrets`, `domain`, `controller_name` or `predecessors`.
+        /// `namespace_prefix`, `secrets`, `domain`, `controller_name`, `predecessors`,
+        /// `namespace_labels` or `namespace_annotations`.
         field: &'static str,
         /// The value given.
         value: String,

@@ -292,6 +292,61 @@ fn dots_between_alphanumerics(s: &str) -> bool {
 }
 
 /// Why `s` is not a DNS-1123 subdomain, if it is not.
+/// Checks a label or annotation key for the namespaces the controller creates: an optional
+/// prefix (a DNS-1123 subdomain) and '/', then a name of at most 63 characters of letters,
+/// digits, '-', '_' and '.', starting and ending with a letter or digit.
+pub fn check_metadata_key(what: &str, key: &str) -> Result<(), Problem> {
+    let subject = format!("{what} key {key:?}");
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix.and_then(subdomain_problem) {
+        return Err(Problem::new(
+            &subject,
+            format_args!("has a prefix that {p}"),
+        ));
+    }
+    match qualified_name_problem(name, false) {
+        None => Ok(()),
+        Some(p) => Err(Problem::new(&subject, p)),
+    }
+}
+
+/// Checks a label value for the namespaces the controller creates: empty, or at most 63
+/// characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
+pub fn check_label_value(key: &str, value: &str) -> Result<(), Problem> {
+    match qualified_name_problem(value, true) {
+        None => Ok(()),
+        Some(p) => Err(Problem::new(
+            &format!("namespace label value {value:?} (of {key:?})"),
+            p,
+        )),
+    }
+}
+
+fn qualified_name_problem(s: &str, may_be_empty: bool) -> Option<String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if s.is_empty() {
+        return (!may_be_empty).then(|| "must not be empty".to_owned());
+    }
+    if s.len() > MAX_LABEL {
+        return Some(format!(
+            "is {} characters long, but at most {MAX_LABEL} are allowed",
+            s.len()
+        ));
+    }
+    if !s.chars().all(ok_char) {
+        return Some("must contain only letters, digits, '-', '_' and '.'".to_owned());
+    }
+    if !s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Some("must start and end with a letter or digit".to_owned());
+    }
+    None
+}
+
 fn subdomain_problem(s: &str) -> Option<String> {
     let problem = if s.is_empty() {
         "must not be empty".to_owned()
@@ -395,6 +450,36 @@ pub mod cases {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn namespace_label_and_annotation_keys_and_values_follow_the_api_servers_rules() {
+        use super::{check_label_value, check_metadata_key};
+        for ok in [
+            "team",
+            "pod-security.kubernetes.io/enforce",
+            "acme.dev/tenant_id",
+            "a.b",
+        ] {
+            assert!(check_metadata_key("namespace label", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-team",
+            "team-",
+            "Acme.dev/x",
+            "a/b/c",
+            "x/",
+            &"a".repeat(64),
+        ] {
+            assert!(check_metadata_key("namespace label", bad).is_err(), "{bad}");
+        }
+        for ok in ["", "restricted", "v1.2_3"] {
+            assert!(check_label_value("k", ok).is_ok(), "{ok}");
+        }
+        for bad in ["-x", "a b", &"a".repeat(64)] {
+            assert!(check_label_value("k", bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn check(key: &str, value: &str) -> Result<(), Problem> {

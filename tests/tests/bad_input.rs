@@ -730,3 +730,106 @@ async fn a_slow_webhook_on_one_object_does_not_mark_the_cluster_unreachable() {
     let _ = stop.send(());
     run.await.unwrap().unwrap();
 }
+
+/// A local policy requires a label on every namespace (here a ValidatingAdmissionPolicy for
+/// the test's namespaces): without `namespace_labels` every namespace create is refused and
+/// reported; with it the namespace is made with the label and the object syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_labels_satisfy_a_local_policy_that_requires_them() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let pair = setup().await;
+    let t = test_env("nslabel").await;
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": t.name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE"], "resources": ["namespaces"],
+            }]},
+            "matchConditions": [{
+                "name": "this-test",
+                "expression": format!("object.metadata.name.startsWith('{}')", t.prefix()),
+            }],
+            "validations": [{
+                "expression": "has(object.metadata.labels) && 'tenant' in object.metadata.labels && object.metadata.labels['tenant'] == 'acme'",
+                "message": "every namespace needs the label tenant=acme",
+            }],
+        },
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": t.name},
+        "spec": {"policyName": t.name, "validationActions": ["Deny"]},
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    Api::<ValidatingAdmissionPolicy>::all(t.l.clone())
+        .create(&pp, &policy)
+        .await
+        .unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(t.l.clone())
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+    // The policy takes a moment to apply: wait until a namespace without the label is refused.
+    let namespaces: Api<Namespace> = Api::all(t.l.clone());
+    let probe = format!("{}probe", t.prefix());
+    eventually(
+        "the policy to refuse an unlabelled namespace",
+        WAIT,
+        || async {
+            let ns = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(probe.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            };
+            match namespaces.create(&PostParams::default(), &ns).await {
+                Err(kube::Error::Api(s)) if s.message.contains("tenant=acme") => Ok(()),
+                other => {
+                    let _ = namespaces.delete(&probe, &Default::default()).await;
+                    Err(format!("{other:?}"))
+                }
+            }
+        },
+    )
+    .await;
+
+    // Without the hook: refused, and reported on the remote object.
+    let plain = start::<Database>(pair, &t.name, |c| c.namespace_prefix(t.prefix())).await;
+    t.create(&t.ns, &db("a", "small")).await;
+    let e = t.event(&t.ns, "a", "LocalWriteRejected").await;
+    assert!(note(&e).contains("tenant=acme"), "{}", note(&e));
+    assert!(namespaces.get_opt(&t.ns).await.unwrap().is_none());
+    plain.stop().await;
+
+    // With it: the namespace carries the label, and the object syncs.
+    let labelled = start::<Database>(pair, &t.name, |c| {
+        c.namespace_prefix(t.prefix())
+            .namespace_label("tenant", "acme")
+    })
+    .await;
+    t.converged(&t.ns, "a", &t.ns, "a").await;
+    let ns = namespaces.get(&t.ns).await.unwrap();
+    assert_eq!(
+        ns.metadata
+            .labels
+            .unwrap_or_default()
+            .get("tenant")
+            .map(String::as_str),
+        Some("acme")
+    );
+    labelled.stop().await;
+    for client in [&t.l] {
+        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+            .delete(&t.name, &Default::default())
+            .await;
+        let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
+            .delete(&t.name, &Default::default())
+            .await;
+    }
+}

@@ -29,17 +29,21 @@ impl<K: Syncable> Inner<K> {
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
-        let annotations = [
+        // The configured labels and annotations, then the controller's own.
+        let mut annotations = self.config.namespace_annotations.clone();
+        annotations.extend([
             (self.keys.namespace_owner.clone(), local_key.name.clone()),
             (
                 self.keys.namespace_creator.clone(),
                 self.config.controller_name.clone(),
             ),
-        ];
+        ]);
+        let labels = &self.config.namespace_labels;
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(local_key.namespace.clone()),
-                annotations: Some(annotations.into()),
+                labels: (!labels.is_empty()).then(|| labels.clone()),
+                annotations: Some(annotations),
                 ..ObjectMeta::default()
             },
             ..Namespace::default()
