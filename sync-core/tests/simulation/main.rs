@@ -210,7 +210,7 @@ fn a_namespace_made_again_by_someone_else_while_the_watch_lags_is_not_deleted() 
 
     // Someone deletes it and makes their own; the controller's namespace watch lags.
     w.local.delete_ns("t1-l", None, None).unwrap();
-    while w.local.namespaces.get("t1-l").is_some() {
+    while w.local.namespaces.contains_key("t1-l") {
         w.local.tick_namespaces();
     }
     let theirs = w.local.create_ns("t1-l", Default::default()).unwrap().uid;
