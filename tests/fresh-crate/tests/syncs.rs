@@ -40,7 +40,7 @@ async fn a_kind_derived_outside_the_workspace_syncs_its_remote_object_down() {
     let remote = pair.remote.client_as(&user, &[]).await.unwrap();
     let local = pair.local.client_as(&user, &[]).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(Bucket::reconciler(remote, local).configure(|_| config).run(
+    let running = tokio::spawn(Bucket::reconciler(Remote(remote), Local(local)).configure(|_| config).run(
         async move {
             let _ = stopped.await;
         },
