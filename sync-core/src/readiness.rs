@@ -8,9 +8,9 @@
 //! like one that is still failing and silent. But a failing watch retries at least once per its
 //! backoff's cap (5 s), and each try fails again. So a watch counts as failing from its first
 //! error until it yields an event, or until it has not failed for [`QUIET`] while its cluster
-//! answers (the reachability probe says so). A watch whose requests hang (a frozen API server)
-//! reports no error at all; such a cluster is still marked unreachable by the passes whose
-//! requests time out, and that keeps the watch failing.
+//! answers (the reachability probe says so: a watch whose cluster is marked unreachable keeps
+//! failing however long it has been quiet). A watch whose requests hang (an API server frozen
+//! with its connections open) reports no error at all, and so is not seen here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

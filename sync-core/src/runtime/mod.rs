@@ -180,8 +180,9 @@ impl<K: Syncable> SyncBuilder<K> {
     /// A watch that resumes after an outage says nothing until an object changes, so recovery
     /// is seen when the watch has not failed for 10 s (twice its retry cap) and its cluster
     /// answers: readiness returns 5 to 15 s after an API server does. A watch whose requests
-    /// hang reports no failure: a frozen API server makes the reconciler unready only once
-    /// requests of its passes go unanswered (see [`request_timeout`](Self::request_timeout)).
+    /// hang reports no failure, so an API server that freezes without dropping its watch
+    /// connections leaves readiness true (its passes fail after
+    /// [`request_timeout`](Self::request_timeout) meanwhile).
     pub fn readiness(&self) -> watch::Receiver<bool> {
         self.readiness.subscribe()
     }
