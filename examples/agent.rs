@@ -4,15 +4,15 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use prometheus_client::registry::Registry;
-use sync_core::{LeaderElection, Metrics, SyncBuilder, Syncable};
+use sync_core::{LeaderElection, Local, Metrics, Remote, SyncBuilder, Syncable};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
@@ -45,9 +45,10 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow:
 pub struct Agent {
     /// Where the HTTP server listens.
     pub addr: SocketAddr,
-    /// True while the reconciler is working: every watch has listed and, with leader
-    /// election, this replica leads.
-    pub ready: Arc<AtomicBool>,
+    /// Whether the reconciler can work: true once every watch has listed, false while a watch
+    /// has been failing for longer than `--unready-after-seconds` (see
+    /// [`SyncBuilder::readiness`]).
+    pub ready: watch::Receiver<bool>,
     /// The Prometheus registry that `/metrics` serves.
     pub registry: Arc<Registry>,
     listener: TcpListener,
@@ -80,13 +81,13 @@ impl Agent {
         .await
         .context("local cluster")?;
         let mut registry = Registry::default();
-        let ready = Arc::new(AtomicBool::new(false));
         let config = args.config();
-        let mut reconciler = Database::reconciler(remote, local)
+        let mut reconciler = Database::reconciler(Remote(remote), Local(local))
             .configure(|_| config)
             .metrics(Metrics::new(&mut registry))
-            .ready_flag(ready.clone())
+            .unready_after(Duration::from_secs(args.running.unready_after_seconds))
             .shutdown_deadline(Duration::from_secs(args.running.shutdown_seconds));
+        let ready = reconciler.readiness();
         let leader = &args.leader;
         if leader.leader_election {
             let identity = leader

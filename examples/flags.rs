@@ -216,6 +216,9 @@ pub struct Running {
     /// After SIGTERM, how long running reconciles may take to finish, in seconds.
     #[arg(long, env = "SYNC_SHUTDOWN_SECONDS", default_value_t = 10)]
     pub shutdown_seconds: u64,
+    /// How long a watch may fail before /readyz answers 503, in seconds.
+    #[arg(long, env = "SYNC_UNREADY_AFTER_SECONDS", default_value_t = 60)]
+    pub unready_after_seconds: u64,
     /// Print the RBAC this configuration needs on each cluster, as YAML, and exit.
     #[arg(long)]
     pub print_rbac: bool,

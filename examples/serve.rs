@@ -1,7 +1,6 @@
 //! The agent's HTTP server: Prometheus metrics, liveness and readiness.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,16 +9,18 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 #[derive(Clone)]
 struct Shared {
     registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
+    ready: watch::Receiver<bool>,
 }
 
 /// The routes: `GET /metrics` (OpenMetrics text), `GET /healthz` (200 while the process
-/// serves), `GET /readyz` (200 while `ready` is set, else 503).
-pub fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
+/// serves), `GET /readyz` (200 while `ready` holds true, else 503): pass it
+/// [`SyncBuilder::readiness`](sync_core::SyncBuilder::readiness).
+pub fn router(registry: Arc<Registry>, ready: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -35,7 +36,7 @@ pub fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
+    ready: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(registry, ready))
@@ -63,12 +64,12 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<Shared>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Relaxed) {
+    if *s.ready.borrow() {
         (StatusCode::OK, "ready\n")
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: caches filling\n",
+            "not ready: caches filling, or a watch failing for longer than the threshold\n",
         )
     }
 }

@@ -163,19 +163,16 @@ async fn demo(args: &Args, s: &mut Screen, log: &Path) -> anyhow::Result<()> {
         agent.addr
     ));
     s.say(format!("  logs: {}", log.display()));
-    let (ready, registry) = (agent.ready.clone(), agent.registry.clone());
+    let (mut ready, registry) = (agent.ready.clone(), agent.registry.clone());
     let mut agent = tokio::spawn(agent.run(stop.clone()));
     let until_ready = async {
-        while !ready.load(Ordering::Relaxed) {
-            tokio::select! {
-                r = &mut agent => {
-                    let why = r.map_err(anyhow::Error::from).and_then(|r| r).err();
-                    return Err(anyhow!("the agent stopped: {why:?}"));
-                }
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        tokio::select! {
+            r = &mut agent => {
+                let why = r.map_err(anyhow::Error::from).and_then(|r| r).err();
+                Err(anyhow!("the agent stopped: {why:?}"))
             }
+            r = ready.wait_for(|r| *r) => r.map(|_| ()).map_err(|_| anyhow!("the agent stopped")),
         }
-        Ok(())
     };
     let until_ready = tokio::time::timeout(timeout, until_ready);
     let waited = ticking(s, "waiting for the agent to be ready", until_ready).await;

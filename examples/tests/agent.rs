@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -74,7 +73,7 @@ async fn get(addr: SocketAddr, path: &str) -> String {
 }
 
 #[tokio::test]
-async fn readyz_follows_the_ready_flag_and_metrics_are_served() {
+async fn readyz_follows_the_readiness_and_metrics_are_served() {
     let mut registry = Registry::default();
     let _metrics = Metrics::new(&mut registry);
     // The sync families print nothing until a reconciler counts; a counter with a value shows
@@ -82,22 +81,27 @@ async fn readyz_follows_the_ready_flag_and_metrics_are_served() {
     let served = Counter::<u64>::default();
     served.inc();
     registry.register("agent_test", "A counter of this test", served);
-    let ready = Arc::new(AtomicBool::new(false));
+    let (ready, readiness) = tokio::sync::watch::channel(false);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let server = tokio::spawn(sync_examples::serve::serve(
         listener,
         Arc::new(registry),
-        ready.clone(),
+        readiness,
         stop.clone().cancelled_owned(),
     ));
 
     let not_ready = get(addr, "/readyz").await;
     assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
-    ready.store(true, Ordering::Relaxed);
+    ready.send_replace(true);
     let ready_now = get(addr, "/readyz").await;
     assert!(ready_now.starts_with("HTTP/1.1 200"), "{ready_now}");
+    // A watch failing past the threshold turns the value false again.
+    ready.send_replace(false);
+    let unready = get(addr, "/readyz").await;
+    assert!(unready.starts_with("HTTP/1.1 503"), "{unready}");
+    ready.send_replace(true);
     let health = get(addr, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let metrics = get(addr, "/metrics").await;

@@ -143,7 +143,7 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// ```
 ///
 /// With a kind, start from its compile-time defaults instead: `Database::defaults()`, or
-/// `Database::reconciler(remote, local).configure(|c| c.remote_suffix("-us"))`.
+/// `Database::reconciler(Remote(r), Local(l)).configure(|c| c.remote_suffix("-us"))`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SyncConfig {

@@ -5,16 +5,16 @@
 /// Why [`SyncBuilder::run`](crate::SyncBuilder::run) stopped before its shutdown future
 /// resolved.
 ///
-/// Both kinds are terminal: retrying with the same configuration fails the same way. Failures
+/// Every kind is terminal: retrying with the same configuration fails the same way. Failures
 /// of single objects are not among them: they are retried with backoff, logged, counted in
 /// [`Metrics`](crate::Metrics) and reported as Warning events on the remote object.
 ///
 /// # Example
 ///
 /// ```no_run
-/// # use sync_core::{RunError, Syncable};
+/// # use sync_core::{Local, Remote, RunError, Syncable};
 /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) {
-/// match K::reconciler(remote, local).run(std::future::pending()).await {
+/// match K::reconciler(Remote(remote), Local(local)).run(std::future::pending()).await {
 ///     Ok(()) => {}
 ///     Err(RunError::InvalidConfig(e)) => eprintln!("fix the configuration: {e}"),
 ///     Err(e) => eprintln!("{e}"),
@@ -27,6 +27,20 @@ pub enum RunError {
     /// The configuration can never work; nothing was read or written.
     #[error("failed to accept the configuration: {0}")]
     InvalidConfig(#[from] ConfigError),
+    /// The remote and the local client reach the same cluster, and the mapping is the
+    /// identity: the controller would sync each object onto itself, claim it as its own copy
+    /// and clean it up as one. Found once the caches are filled, before anything is written,
+    /// by an object whose local copy would be the object itself (the same UID: UIDs are unique
+    /// per cluster).
+    #[error(
+        "failed to start: the remote and local clients reach the same cluster, so {object} would \
+         be synced onto itself; pass a client of the management cluster as `Remote` and one of \
+         the regional cluster as `Local`"
+    )]
+    SameCluster {
+        /// The remote object, as `namespace/name`, that both caches hold.
+        object: String,
+    },
     /// The Lease of [`LeaderElection`](crate::LeaderElection) could not be set up. Not
     /// returned since the election retries every failed look at the Lease; kept for
     /// compatibility.

@@ -8,7 +8,7 @@
 //! - when the remote object goes, the local namespace the controller created goes too.
 //!
 //! Start with [`Syncable`]: put `#[derive(Syncable)]` and `#[sync(...)]` on your CRD's spec,
-//! then run [`Syncable::reconciler`] with a client for each cluster.
+//! then run [`Syncable::reconciler`] with a client for each cluster, [`Remote`] and [`Local`].
 //!
 //! The reconciler decides what to do for each object with a pure function of what it
 //! observed, in the module `plan`; the README says what happens when. That model is public only
@@ -17,6 +17,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clients;
 mod config;
 mod deletion;
 mod error;
@@ -31,10 +32,12 @@ pub mod plan;
 pub(crate) mod plan;
 pub mod rbac;
 mod reachability;
+mod readiness;
 mod runtime;
 mod scheduler;
 mod syncable;
 
+pub use clients::{Local, Remote};
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
 };

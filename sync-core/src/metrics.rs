@@ -77,7 +77,7 @@ fn lag_histogram() -> Histogram {
 ///
 /// let mut registry = Registry::default();
 /// let metrics = Metrics::new(&mut registry);
-/// // Hand a clone to each reconciler: `Database::reconciler(remote, local).metrics(metrics.clone())`.
+/// // Hand a clone to each reconciler: `Database::reconciler(Remote(r), Local(l)).metrics(metrics.clone())`.
 /// # let _ = metrics;
 ///
 /// // What a `/metrics` handler serves; each series appears once a reconciler counts into it.

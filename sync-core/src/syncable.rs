@@ -105,8 +105,9 @@ pub trait Syncable:
     fn new_local_spec(remote: &Self::Spec) -> Self::Spec;
 
     /// The typed reconciler of this kind, starting from [`Syncable::defaults`]; every value
-    /// can be overridden through the builder before it runs.
-    fn reconciler(remote: kube::Client, local: kube::Client) -> crate::SyncBuilder<Self> {
+    /// can be overridden through the builder before it runs. Each client is wrapped in the type
+    /// of its cluster, so that the two cannot be swapped: `Kind::reconciler(Remote(r), Local(l))`.
+    fn reconciler(remote: crate::Remote, local: crate::Local) -> crate::SyncBuilder<Self> {
         crate::SyncBuilder::new(remote, local)
     }
 }

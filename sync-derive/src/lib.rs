@@ -21,7 +21,7 @@ use syn::DeriveInput;
 ///
 /// Every value that `#[sync(...)]` sets is a default: `Kind::defaults()` is a `SyncConfig`, and
 /// its by-value builder overrides any of them at run time, such as a region suffix only known
-/// at start-up. The reconciler, `Kind::reconciler(remote, local)`, starts from these defaults;
+/// at start-up. The reconciler, `Kind::reconciler(Remote(remote), Local(local))`, starts from these defaults;
 /// its `configure` method takes the same builder.
 ///
 /// # Example

@@ -13,7 +13,7 @@ use kube::core::ObjectMeta;
 use kube::{Client, CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sync_core::{SyncConfig, Syncable};
+use sync_core::{Local, Remote, SyncConfig, Syncable};
 use tokio::sync::{OnceCell, oneshot};
 use tokio::task::JoinHandle;
 
@@ -231,7 +231,7 @@ pub async fn start<K: Syncable>(
     let remote = pair.remote.client_as(user, &[]).await.unwrap();
     let local = pair.local.client_as(user, &[]).await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let builder = K::reconciler(remote, local)
+    let builder = K::reconciler(Remote(remote), Local(local))
         .configure(|_| config)
         .backoff(Duration::from_millis(200), Duration::from_secs(5))
         .shutdown_deadline(Duration::from_secs(5));

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::{Client, Resource, ResourceExt};
-use sync_core::Syncable;
+use sync_core::{Local, Remote, RunError, Syncable};
 use sync_tests::unique_name;
 
 impl T {
@@ -477,8 +477,8 @@ async fn a_panic_in_user_code_fails_one_object_which_retries_and_syncs_once_fixe
     grant_controller::<Fragile>(pair, &user, &config, false).await;
     let mut registry = prometheus_client::registry::Registry::default();
     let builder = Fragile::reconciler(
-        pair.remote.client_as(&user, &[]).await.unwrap(),
-        pair.local.client_as(&user, &[]).await.unwrap(),
+        Remote(pair.remote.client_as(&user, &[]).await.unwrap()),
+        Local(pair.local.client_as(&user, &[]).await.unwrap()),
     )
     .configure(|_| config)
     .metrics(sync_core::Metrics::new(&mut registry))
@@ -684,8 +684,8 @@ async fn a_slow_webhook_on_one_object_does_not_mark_the_cluster_unreachable() {
     .await;
     let mut registry = prometheus_client::registry::Registry::default();
     let builder = Database::reconciler(
-        pair.remote.client_as(&user, &[]).await.unwrap(),
-        pair.local.client_as(&user, &[]).await.unwrap(),
+        Remote(pair.remote.client_as(&user, &[]).await.unwrap()),
+        Local(pair.local.client_as(&user, &[]).await.unwrap()),
     )
     .configure(|_| config)
     .metrics(sync_core::Metrics::new(&mut registry))
@@ -832,4 +832,54 @@ async fn namespace_labels_satisfy_a_local_policy_that_requires_them() {
             .delete(&t.name, &Default::default())
             .await;
     }
+}
+
+/// The remote client passed as both (`Remote(x), Local(x)`) with no suffix: every object maps
+/// onto itself. `run` returns `RunError::SameCluster` as soon as the caches are filled and
+/// writes nothing; without the check the controller claims the object as the management
+/// plane's and records generations on it as if it were its own local copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_client_passed_as_local_too_is_refused_promptly_and_writes_nothing() {
+    let t = test_env("onecluster").await;
+    let user = t.name.clone();
+    let config = Database::defaults()
+        .controller_name(&user)
+        .namespace_prefix(t.prefix());
+    // The user may do on the remote cluster what either side needs, as an operator who passed
+    // one kubeconfig twice could.
+    let mut rules = sync_core::rbac::remote_rules::<Database>(&config);
+    rules.extend(sync_core::rbac::local_rules::<Database>(&config, false));
+    grant(&t.r, &user, rules).await;
+    t.create(&t.ns, &db("solo", "small")).await;
+    let marks = marks();
+
+    let x = pair().remote.client_as(&user, &[]).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let run = Database::reconciler(Remote(x.clone()), Local(x))
+        .configure(|_| config)
+        .run(std::future::pending());
+    let limit = Duration::from_secs(10);
+    let result = tokio::time::timeout(limit, run).await;
+    let took = started.elapsed();
+    let wrote = || {
+        let writes = writes_on_both_since(&marks, &user);
+        describe(&writes.iter().collect::<Vec<_>>())
+    };
+    match result {
+        Ok(Err(RunError::SameCluster { object })) => {
+            assert_eq!(object, format!("{}/solo", t.ns));
+        }
+        Ok(other) => panic!("expected RunError::SameCluster, got {other:?}"),
+        Err(_) => panic!(
+            "run did not return within {limit:?}; meanwhile it wrote:{}",
+            wrote()
+        ),
+    }
+    println!("refused after {took:?}");
+
+    // Any write would have reached the audit log by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = wrote();
+    assert!(writes.is_empty(), "writes:{writes}");
+    t.untouched(&t.ns, "solo", "", "").await;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use sync_core::Syncable;
+use sync_core::{Local, Remote, Syncable};
 use sync_tests::controller::{ControllerProcess, Line};
 use sync_tests::{AuditEvent, Pair, unique_name};
 
@@ -812,4 +812,73 @@ async fn a_restarted_local_api_is_reconnected_and_everything_converges() {
         warns.len()
     );
     assert!(ctl.terminate(Duration::from_secs(20)).await);
+}
+
+/// Readiness follows the watches: true once the caches are filled, false once the remote API
+/// server has been stopped for longer than the threshold, true again once it is back, and
+/// false when the reconciler stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_false_while_the_remote_api_is_down_past_the_threshold_and_true_once_back()
+{
+    let pair = own_pair().await;
+    let user = "readiness";
+    let config = Database::defaults().controller_name(user);
+    grant_controller::<Database>(&pair, user, &config, false).await;
+    let threshold = Duration::from_secs(5);
+    let builder = Database::reconciler(
+        Remote(pair.remote.client_as(user, &[]).await.unwrap()),
+        Local(pair.local.client_as(user, &[]).await.unwrap()),
+    )
+    .configure(|_| config)
+    .unready_after(threshold);
+    let ready = builder.readiness();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let run = tokio::spawn(builder.run(async move {
+        let _ = stopped.await;
+    }));
+    readiness_is(&ready, true, WAIT, "after start").await;
+    println!("ready {:?} after start", started.elapsed());
+    // Nothing fails: it stays ready.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(*ready.borrow(), "unready with nothing failing");
+
+    pair.remote.stop_apiserver().unwrap();
+    let down = Instant::now();
+    readiness_is(
+        &ready,
+        false,
+        threshold + WAIT,
+        "with the remote API stopped",
+    )
+    .await;
+    let unready = down.elapsed();
+    println!("unready {unready:?} after the remote API server stopped (threshold {threshold:?})");
+    assert!(unready >= threshold, "unready after only {unready:?}");
+
+    pair.remote.start_apiserver().await.unwrap();
+    let up = Instant::now();
+    readiness_is(&ready, true, WAIT, "once the remote API is back").await;
+    println!(
+        "ready {:?} after the remote API server answered again",
+        up.elapsed()
+    );
+
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+    assert!(!*ready.borrow(), "still ready after the reconciler stopped");
+}
+
+/// Waits at most `limit` for `ready` to hold `want`.
+async fn readiness_is(
+    ready: &tokio::sync::watch::Receiver<bool>,
+    want: bool,
+    limit: Duration,
+    when: &str,
+) {
+    let mut ready = ready.clone();
+    tokio::time::timeout(limit, ready.wait_for(|r| *r == want))
+        .await
+        .unwrap_or_else(|_| panic!("readiness not {want} {when} within {limit:?}"))
+        .expect("the reconciler dropped its readiness");
 }

@@ -48,7 +48,7 @@ pub(crate) use fence::{Fence, NotLeading};
 ///
 /// ```no_run
 /// # use std::time::Duration;
-/// # use sync_core::{LeaderElection, Syncable};
+/// # use sync_core::{LeaderElection, Local, Remote, Syncable};
 /// # async fn demo<K: Syncable>(
 /// #     remote: kube::Client,
 /// #     local: kube::Client,
@@ -59,7 +59,7 @@ pub(crate) use fence::{Fence, NotLeading};
 ///     .lease_duration(Duration::from_secs(15))
 ///     .renew_deadline(Duration::from_secs(10))
 ///     .retry_period(Duration::from_secs(2));
-/// K::reconciler(remote, local)
+/// K::reconciler(Remote(remote), Local(local))
 ///     .leader_election(election)
 ///     .run(shutdown)
 ///     .await

@@ -22,10 +22,11 @@ use kube::Client;
 use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::clients::{Local, Remote};
 use crate::config::SyncConfig;
 use crate::deletion::BudgetGuard;
 use crate::error::RunError;
@@ -34,6 +35,7 @@ use crate::leader::Fence;
 use crate::mapping::{Mapping, ObjectKey};
 use crate::metrics::{Cluster, ControllerMetrics, Metrics};
 use crate::reachability::Reachability;
+use crate::readiness::{DEFAULT_UNREADY_AFTER, Readiness};
 use crate::scheduler::Backoff;
 use crate::syncable::Syncable;
 
@@ -60,11 +62,11 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// # Example
 ///
 /// ```no_run
-/// # use sync_core::{Metrics, Syncable};
+/// # use sync_core::{Local, Metrics, Remote, Syncable};
 /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) -> Result<(), sync_core::RunError> {
 /// let region = std::env::var("REGION_SUFFIX").unwrap_or_default();
 /// let mut registry = prometheus_client::registry::Registry::default();
-/// K::reconciler(remote, local)
+/// K::reconciler(Remote(remote), Local(local))
 ///     .configure(|c| c.remote_suffix(region).concurrency(8))
 ///     .metrics(Metrics::new(&mut registry))
 ///     .run(async { tokio::signal::ctrl_c().await.ok(); })
@@ -81,22 +83,27 @@ pub struct SyncBuilder<K> {
     shutdown_deadline: Duration,
     request_timeout: Duration,
     ready: Option<Arc<std::sync::atomic::AtomicBool>>,
+    readiness: watch::Sender<bool>,
+    unready_after: Duration,
     leader: Option<crate::leader::LeaderElection>,
     _kind: PhantomData<fn() -> K>,
 }
 
 impl<K: Syncable> SyncBuilder<K> {
-    /// A builder with the kind's compile-time defaults.
-    pub fn new(remote: Client, local: Client) -> Self {
+    /// A builder with the kind's compile-time defaults, for the clients of the remote
+    /// (management) and the local (regional) cluster.
+    pub fn new(remote: Remote, local: Local) -> Self {
         SyncBuilder {
-            remote,
-            local,
+            remote: remote.0,
+            local: local.0,
             config: K::defaults(),
             metrics: Metrics::default(),
             backoff: Backoff::default(),
             shutdown_deadline: Duration::from_secs(10),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             ready: None,
+            readiness: watch::Sender::new(false),
+            unready_after: DEFAULT_UNREADY_AFTER,
             leader: None,
             _kind: PhantomData,
         }
@@ -143,9 +150,59 @@ impl<K: Syncable> SyncBuilder<K> {
         self
     }
 
+    /// Whether the reconciler can do its work, as a value to await or watch (a readiness
+    /// probe, a start-up gate). It becomes true once every watch has listed its objects, turns
+    /// false while a watch has been failing for longer than
+    /// [`unready_after`](Self::unready_after) (60 s by default), true again once the watch
+    /// recovers, and false for good when [`run`](Self::run) returns. Take it before `run`; any
+    /// number of receivers may be taken.
+    ///
+    /// A standby replica under leader election is ready too: its caches are warm and it takes
+    /// over as soon as it holds the Lease.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use sync_core::{Local, Remote, Syncable};
+    /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) {
+    /// let builder = K::reconciler(Remote(remote), Local(local));
+    /// let mut ready = builder.readiness();
+    /// tokio::spawn(builder.run(std::future::pending()));
+    /// // Wait until the caches are filled...
+    /// ready.wait_for(|r| *r).await.ok();
+    /// // ...then follow each change.
+    /// while ready.changed().await.is_ok() {
+    ///     println!("ready: {}", *ready.borrow_and_update());
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Caveats
+    ///
+    /// A watch that resumes after an outage says nothing until an object changes, so recovery
+    /// is seen when the watch has not failed for 10 s (twice its retry cap) and its cluster
+    /// answers: readiness returns 5 to 15 s after an API server does. A watch whose requests
+    /// hang reports no failure, so an API server that freezes without dropping its watch
+    /// connections leaves readiness true (its passes fail after
+    /// [`request_timeout`](Self::request_timeout) meanwhile).
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.readiness.subscribe()
+    }
+
+    /// How long a watch may fail before [`readiness`](Self::readiness) turns false (default
+    /// 60 s). A watch retries with backoff meanwhile, and the caches serve what they last saw;
+    /// a short outage of an API server should not take a replica out of service.
+    pub fn unready_after(mut self, threshold: Duration) -> Self {
+        self.unready_after = threshold;
+        self
+    }
+
     /// A flag set once every watch has listed its objects, and cleared when the reconciler
-    /// stops; for readiness probes. A standby replica under leader election is ready too: its
-    /// caches are warm and it takes over as soon as it holds the Lease.
+    /// stops; for readiness probes. It follows [`readiness`](Self::readiness) exactly.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `SyncBuilder::readiness`, a value that can be awaited and watched"
+    )]
     pub fn ready_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.ready = Some(flag);
         self
@@ -162,10 +219,10 @@ impl<K: Syncable> SyncBuilder<K> {
     /// # Example
     ///
     /// ```no_run
-    /// # use sync_core::{RunError, Syncable};
+    /// # use sync_core::{Local, Remote, RunError, Syncable};
     /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) {
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    /// let reconciler = tokio::spawn(K::reconciler(remote, local).run(async {
+    /// let reconciler = tokio::spawn(K::reconciler(Remote(remote), Local(local)).run(async {
     ///     stopped.await.ok();
     /// }));
     /// // ... until the binary is asked to stop:
@@ -181,8 +238,10 @@ impl<K: Syncable> SyncBuilder<K> {
     /// # Errors
     ///
     /// [`RunError::InvalidConfig`] when the configuration can never work (an invalid suffix or
-    /// secret name, zero concurrency); [`RunError::LeaseManagerStopped`] when the leader
-    /// election task stopped unexpectedly. Failures of single objects, and of single looks at
+    /// secret name, zero concurrency); [`RunError::SameCluster`] when the two clients reach
+    /// the same cluster and the mapping would sync objects onto themselves (found once the
+    /// caches are filled, before anything is written); [`RunError::LeaseManagerStopped`] when
+    /// the leader election task stopped unexpectedly. Failures of single objects, and of single looks at
     /// the Lease, are retried, never returned.
     ///
     /// # Guarantees
@@ -196,7 +255,9 @@ impl<K: Syncable> SyncBuilder<K> {
     /// # Caveats
     ///
     /// Without [`SyncBuilder::leader_election`] every replica writes: run one replica per
-    /// controller name, or enable leader election.
+    /// controller name, or enable leader election. Two clients of one cluster are recognised
+    /// by an object both caches hold (UIDs are unique per cluster): with no object of the kind
+    /// at start-up there is nothing to recognise them by.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -208,6 +269,12 @@ impl<K: Syncable> SyncBuilder<K> {
             Some(_) => Fence::closed(),
             None => Fence::open(),
         };
+        let readiness = Readiness::new(
+            &self.config.controller_name,
+            self.readiness,
+            self.ready,
+            self.unready_after,
+        );
         let (inner, writers) = Inner::<K>::new(
             self.remote.clone(),
             self.local.clone(),
@@ -215,30 +282,31 @@ impl<K: Syncable> SyncBuilder<K> {
             &self.metrics,
             self.request_timeout,
             fence,
+            readiness.clone(),
         );
         let (rx, watch) = forward(inner.clone().triggers(writers));
 
         let shutdown = shutdown.boxed().shared();
         let backoff = self.backoff;
         let deadline = self.shutdown_deadline;
-        let set_ready = |v: bool| {
-            if let Some(r) = &self.ready {
-                r.store(v, std::sync::atomic::Ordering::Relaxed);
-            }
-        };
+        let driver = tokio::spawn(readiness.clone().drive());
         let result = tokio::select! {
             () = shutdown.clone() => Ok(()),
-            () = inner.wait_for_caches() => {
-                // Ready means able to work: a standby with warm caches is ready too, so a
-                // rolling update of several replicas can proceed.
-                set_ready(true);
-                inner
-                    .clone()
-                    .work_or_lead(self.leader, self.local.clone(), rx, backoff, deadline, shutdown.clone())
-                    .await
+            () = inner.wait_for_caches() => match inner.synced_onto_itself() {
+                Some(object) => Err(RunError::SameCluster { object: object.to_string() }),
+                None => {
+                    // Ready means able to work: a standby with warm caches is ready too, so
+                    // a rolling update of several replicas can proceed.
+                    readiness.caches_filled();
+                    inner
+                        .clone()
+                        .work_or_lead(self.leader, self.local.clone(), rx, backoff, deadline, shutdown.clone())
+                        .await
+                }
             }
         };
-        set_ready(false);
+        driver.abort();
+        readiness.stop();
         watch.abort();
         inner.remote_reach.stop();
         inner.local_reach.stop();
@@ -299,6 +367,8 @@ struct Inner<K> {
     request_timeout: Duration,
     /// Whether this replica may write (under leader election: while it holds the Lease).
     fence: Fence,
+    /// Told by each watch whether it works.
+    readiness: Arc<Readiness>,
     /// Resource versions of the objects this controller wrote last, per remote key, so a pass
     /// never acts on a cache older than its own last write.
     written: Mutex<HashMap<ObjectKey, LastWritten>>,
@@ -326,6 +396,7 @@ impl<K: Syncable> Inner<K> {
         metrics: &Metrics,
         request_timeout: Duration,
         fence: Fence,
+        readiness: Arc<Readiness>,
     ) -> (Arc<Self>, Writers) {
         let ar = ApiResource::erase::<K>(&());
         let remote_writer = reflector::store::Writer::new(ar.clone());
@@ -360,6 +431,7 @@ impl<K: Syncable> Inner<K> {
             retry,
             request_timeout,
             fence,
+            readiness,
             remote,
             local,
             ar,

@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
-use kube::runtime::reflector;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
@@ -20,6 +20,7 @@ use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
 use crate::plan::{ClaimCensus, NamespaceState};
 use crate::reachability::{Failure, Reachability};
+use crate::readiness::WatchHealth;
 use crate::syncable::Syncable;
 
 /// The remote keys the watches yield, merged into one stream.
@@ -91,11 +92,13 @@ impl<R> Touched<R> {
 }
 
 /// A watch that fills a store and yields what it touched, logging (not returning) watch
-/// errors; the watcher retries them with backoff, and relists when its watch expired.
+/// errors and telling `health` whether it works; the watcher retries errors with backoff,
+/// and relists when its watch expired.
 fn watch_into<R>(
     stream: impl futures::Stream<Item = Result<watcher::Event<R>, watcher::Error>> + Send + 'static,
     writer: reflector::store::Writer<R>,
     reach: Arc<Reachability>,
+    health: WatchHealth,
 ) -> BoxStream<'static, Touched<R>>
 where
     R: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
@@ -108,6 +111,10 @@ where
         .backoff(WatchBackoff::default())
         .reflect(writer)
         .filter_map(move |r| {
+            match &r {
+                Ok(_) => health.ok(),
+                Err(_) => health.failed(),
+            }
             let touched = match r {
                 Ok(
                     watcher::Event::Apply(o)
@@ -174,10 +181,11 @@ impl<K: Syncable> Inner<K> {
     ) -> Trigger {
         let remote_api = Api::<DynamicObject>::all_with(self.remote.clone(), &self.ar);
         let reach = self.remote_reach.clone();
+        let health = self.watch_health(&reach);
         let (me, indexer) = (self.clone(), self);
         let events = watcher(remote_api, cfg.clone())
             .inspect(move |e| indexer.index_before_cache(Side::Remote, e));
-        watch_into(events, writer, reach)
+        watch_into(events, writer, reach, health)
             .flat_map(move |t| {
                 let o = match t {
                     Touched::Object(o) => o,
@@ -209,10 +217,11 @@ impl<K: Syncable> Inner<K> {
     ) -> Trigger {
         let local_api = Api::<DynamicObject>::all_with(self.local.clone(), &self.ar);
         let reach = self.local_reach.clone();
+        let health = self.watch_health(&reach);
         let (me, indexer) = (self.clone(), self);
         let events = watcher(local_api, cfg.clone())
             .inspect(move |e| indexer.index_before_cache(Side::Local, e));
-        watch_into(events, writer, reach)
+        watch_into(events, writer, reach, health)
             .flat_map(move |t| {
                 let o = match t {
                     Touched::Object(o) => o,
@@ -244,6 +253,7 @@ impl<K: Syncable> Inner<K> {
         cfg: &watcher::Config,
     ) -> Trigger {
         let reach = self.local_reach.clone();
+        let health = self.watch_health(&reach);
         let me = self;
         watch_into(
             watcher(
@@ -252,6 +262,7 @@ impl<K: Syncable> Inner<K> {
             ),
             writer,
             reach,
+            health,
         )
         .filter_map(move |t| futures::future::ready(t.object().and_then(|ns| me.creator_key(&ns))))
         .boxed()
@@ -279,8 +290,9 @@ impl<K: Syncable> Inner<K> {
         let api = Api::<Secret>::all(self.local.clone());
         let cfg = cfg.clone().fields(&format!("metadata.name={name}"));
         let reach = self.local_reach.clone();
+        let health = self.watch_health(&reach);
         let me = self;
-        watch_into(watcher(api, cfg), writer, reach)
+        watch_into(watcher(api, cfg), writer, reach, health)
             .filter_map(move |t| {
                 let key = t.object().and_then(|s| {
                     let owner = controller_of::<K>(&s.metadata)?;
@@ -328,6 +340,28 @@ impl<K: Syncable> Inner<K> {
                 .filter_map(|ns| self.creator_key(ns)),
         );
         keys
+    }
+
+    /// The health of a new watch on the cluster of `reach`, for readiness.
+    fn watch_health(&self, reach: &Arc<Reachability>) -> WatchHealth {
+        let reach = reach.clone();
+        self.readiness.watch(move || reach.is_down())
+    }
+
+    /// A remote object of this controller whose local copy would be the object itself: the
+    /// local cache holds an object with the same UID where the mapping puts its copy. UIDs
+    /// are unique per cluster, so both clients reach the same cluster; the controller would
+    /// claim each object as its own copy, and clean up "the copy" when it goes.
+    pub(super) fn synced_onto_itself(&self) -> Option<ObjectKey> {
+        self.remote_store.state().iter().find_map(|o| {
+            let key = key_of(o.as_ref());
+            let local = self.mapping.to_local(&key).ok()?;
+            let copy = self
+                .local_store
+                .get(&ObjectRef::new_with(&local.name, self.ar.clone()).within(&local.namespace))?;
+            let uid = o.metadata.uid.as_deref()?;
+            (copy.metadata.uid.as_deref() == Some(uid)).then_some(key)
+        })
     }
 
     /// Waits until every watch has listed its objects once.

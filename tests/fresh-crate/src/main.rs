@@ -4,7 +4,7 @@
 use fresh_operator::Bucket;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use sync_core::Syncable;
+use sync_core::{Local, Remote, Syncable};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     let remote = Client::try_from(remote)?;
     let local = Client::try_default().await?;
-    Bucket::reconciler(remote, local)
+    Bucket::reconciler(Remote(remote), Local(local))
         .run(async {
             tokio::signal::ctrl_c().await.ok();
         })

@@ -8,7 +8,7 @@ use fresh_operator::{Bucket, BucketSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::{CustomResourceExt, ResourceExt};
-use sync_core::Syncable;
+use sync_core::{Local, Remote, Syncable};
 use sync_tests::harness::grant_controller;
 use sync_tests::{install_crd, shared_pair, unique_name};
 
@@ -40,11 +40,13 @@ async fn a_kind_derived_outside_the_workspace_syncs_its_remote_object_down() {
     let remote = pair.remote.client_as(&user, &[]).await.unwrap();
     let local = pair.local.client_as(&user, &[]).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(Bucket::reconciler(remote, local).configure(|_| config).run(
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let running = tokio::spawn(
+        Bucket::reconciler(Remote(remote), Local(local))
+            .configure(|_| config)
+            .run(async move {
+                let _ = stopped.await;
+            }),
+    );
 
     let bucket = Bucket::new(
         "photos-eu",

@@ -24,13 +24,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use sync_core::{LeaderElection, OnRemoteDelete, Syncable};
+use sync_core::{LeaderElection, Local, OnRemoteDelete, Remote, Syncable};
 use sync_tests::client_from_kubeconfig;
 use sync_tests::harness::Database;
 
@@ -152,21 +151,7 @@ async fn main() {
         }
     });
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let flag = ready.clone();
-    tokio::spawn(async move {
-        let mut was = false;
-        loop {
-            let now = flag.load(Ordering::Relaxed);
-            if now != was {
-                println!("{}", if now { "READY" } else { "NOT_READY" });
-                was = now;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
-
-    let mut builder = Database::reconciler(remote, local)
+    let mut builder = Database::reconciler(Remote(remote), Local(local))
         .configure(|c| {
             let c = c
                 .controller_name(name.clone())
@@ -187,7 +172,6 @@ async fn main() {
                 None => c,
             }
         })
-        .ready_flag(ready)
         .shutdown_deadline(Duration::from_secs(5));
     if let Some((initial, max)) = args.backoff {
         builder = builder.backoff(Duration::from_millis(initial), Duration::from_millis(max));
@@ -204,6 +188,13 @@ async fn main() {
                 .retry_period(Duration::from_secs(args.lease_seconds) / 6),
         );
     }
+    let mut ready = builder.readiness();
+    tokio::spawn(async move {
+        while ready.changed().await.is_ok() {
+            let now = *ready.borrow_and_update();
+            println!("{}", if now { "READY" } else { "NOT_READY" });
+        }
+    });
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");

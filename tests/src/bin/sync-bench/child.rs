@@ -7,13 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use std::io::Read;
-use sync_core::{Metrics, SyncConfig, Syncable};
+use sync_core::{Local, Metrics, Remote, SyncConfig, Syncable};
 use sync_tests::harness::Database;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -59,7 +57,6 @@ pub async fn run(args: ChildArgs<'_>) -> Result<()> {
     let local = sync_tests::client_from_kubeconfig(args.local_kubeconfig).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
     let config = config(args.user, args.concurrency);
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -77,15 +74,13 @@ pub async fn run(args: ChildArgs<'_>) -> Result<()> {
             _ = closed_rx => {}
         }
     };
-    let reconciler = Database::reconciler(remote, local)
+    let builder = Database::reconciler(Remote(remote), Local(local))
         .configure(|_| config)
-        .metrics(metrics)
-        .ready_flag(ready.clone())
-        .run(stop);
+        .metrics(metrics);
+    let mut ready = builder.readiness();
+    let reconciler = builder.run(stop);
     let announce = async {
-        while !ready.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let _ = ready.wait_for(|r| *r).await;
         println!("READY");
         futures::future::pending::<()>().await;
     };
