@@ -843,8 +843,10 @@ async fn readiness_turns_false_while_the_remote_api_is_down_past_the_threshold_a
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(*ready.borrow(), "unready with nothing failing");
 
-    pair.remote.stop_apiserver().unwrap();
+    // Taken before the stop: the watch can fail no earlier than this, but may fail before
+    // `stop_apiserver` returns.
     let down = Instant::now();
+    pair.remote.stop_apiserver().unwrap();
     readiness_is(
         &ready,
         false,
