@@ -13,8 +13,53 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::time::Instant;
 
-use crate::config::DeletionBudget;
 use crate::mapping::ObjectKey;
+
+/// How many local deletions may happen in a time window before the controller stops deleting.
+///
+/// A remote namespace wiped by mistake must not wipe a region: past the limit, deletions wait,
+/// a Warning event and a metric say why, and they resume when the window allows.
+///
+/// # Guarantees
+///
+/// - At most `max_deletions` local deletions (of copies and of namespaces) are sent within any
+///   `window`, counting those still in flight. A deletion the API server refuses or finds
+///   nothing to delete for (404), or one never sent (its cluster known unreachable, or the
+///   leader fence closed), gives its token back; one that got no answer keeps it.
+/// - Held objects wait first come, first served, and each is woken when a deletion should be
+///   free for it, so about one held object wakes per freed token: 10,000 held objects cost
+///   one pass per token, not 10,000 passes per window.
+/// - Each held object gets one `DeletionBudgetExceeded` Warning event (and one count in
+///   `sync_deletion_budget_trips_total`) per trip: from its first hold until its clean-up is
+///   done or it no longer needs one. Its text is the same on every hold, so the API server's
+///   and the recorder's aggregation could fold repeats.
+///
+/// # Caveats
+///
+/// The budget lives in the controller's memory: **a restart starts with a full budget**. A
+/// deliberate restart is rare, and a crash loop is slowed by the kubelet's back-off (10 s
+/// doubling to 5 min) and by the caches, which must fill before anything is written, so each
+/// start lets through at most one more `max_deletions`; after the first few restarts that is
+/// less than the default rate. Keeping the count across restarts would need a write to a
+/// shared object (a Lease or a ConfigMap) for each deletion, and without leader election RBAC
+/// for an object the controller otherwise never writes; starting each process with a spent
+/// budget instead would delay every clean-up after a deploy by a whole window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeletionBudget {
+    /// Deletions allowed per window.
+    pub max_deletions: u32,
+    /// Length of the window.
+    pub window: Duration,
+}
+
+impl Default for DeletionBudget {
+    fn default() -> Self {
+        DeletionBudget {
+            max_deletions: 20,
+            window: Duration::from_secs(60),
+        }
+    }
+}
 
 /// A waiting key that has not come back this long after its turn came is taken off the queue,
 /// so a key whose clean-up went another way (it failed before its delete, or its object came
