@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use prometheus_client::registry::Registry;
-use sync_core::{LeaderElection, Local, Metrics, Remote, SyncBuilder, Syncable};
+use sync_core::{LeaderElection, Local, Metrics, ReleaseReport, Remote, SyncBuilder, Syncable};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,42 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow:
     Ok(Client::try_from(config)?)
 }
 
+/// The client of the management cluster the flags name.
+async fn remote_client(args: &Args) -> anyhow::Result<Client> {
+    if args.clusters.remote_kubeconfig.is_none() && args.clusters.remote_context.is_none() {
+        bail!(
+            "say how to reach the management cluster: --remote-kubeconfig PATH or \
+             --remote-context NAME (or SYNC_REMOTE_KUBECONFIG, SYNC_REMOTE_CONTEXT)"
+        );
+    }
+    client(
+        args.clusters.remote_kubeconfig.as_deref(),
+        args.clusters.remote_context.as_deref(),
+    )
+    .await
+    .context("remote cluster")
+}
+
+/// `--release-all`: gives up the remote objects of this region's shard (see
+/// [`sync_core::release_all`]); only the management cluster is contacted.
+///
+/// # Errors
+///
+/// When the remote cluster cannot be reached or listed, or an object is left (failed or
+/// paused): the report says which, and running again retries them.
+pub async fn release_all(args: &Args) -> anyhow::Result<ReleaseReport> {
+    let remote = remote_client(args).await?;
+    let report = sync_core::release_all::<Database>(Remote(remote), &args.config()).await?;
+    if !report.is_complete() {
+        bail!(
+            "{report}; paused (unpause, then run again): {:?}; failed (run again): {:?}",
+            report.paused,
+            report.failed
+        );
+    }
+    Ok(report)
+}
+
 /// The agent, connected and listening, before it runs.
 pub struct Agent {
     /// Where the HTTP server listens.
@@ -62,18 +98,7 @@ impl Agent {
     ///
     /// When a kubeconfig cannot be loaded or the address cannot be bound.
     pub async fn new(args: &Args) -> anyhow::Result<Agent> {
-        if args.clusters.remote_kubeconfig.is_none() && args.clusters.remote_context.is_none() {
-            bail!(
-                "say how to reach the management cluster: --remote-kubeconfig PATH or \
-                 --remote-context NAME (or SYNC_REMOTE_KUBECONFIG, SYNC_REMOTE_CONTEXT)"
-            );
-        }
-        let remote = client(
-            args.clusters.remote_kubeconfig.as_deref(),
-            args.clusters.remote_context.as_deref(),
-        )
-        .await
-        .context("remote cluster")?;
+        let remote = remote_client(args).await?;
         let local = client(
             args.clusters.local_kubeconfig.as_deref(),
             args.clusters.local_context.as_deref(),

@@ -207,7 +207,7 @@ pub struct Leader {
     pub identity: Option<String>,
 }
 
-/// The process: HTTP address, shutdown, RBAC printing.
+/// The process: HTTP address, shutdown, RBAC printing, uninstalling.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Running {
     /// Address of the HTTP server: /metrics (Prometheus), /healthz, /readyz.
@@ -222,6 +222,11 @@ pub struct Running {
     /// Print the RBAC this configuration needs on each cluster, as YAML, and exit.
     #[arg(long)]
     pub print_rbac: bool,
+    /// Uninstall this region: remove the agent's finalizer, claim and bookkeeping annotations
+    /// from the remote objects of its shard, delete nothing, and exit (non-zero if any object
+    /// is left). Stop the running agent first. Takes the same sync flags as the agent.
+    #[arg(long, conflicts_with = "print_rbac")]
+    pub release_all: bool,
 }
 
 impl Args {

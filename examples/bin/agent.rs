@@ -23,6 +23,11 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,kube_client::client::builder=off".into()),
         )
         .init();
+    if args.running.release_all {
+        let report = sync_examples::agent::release_all(&args).await?;
+        info!(%report, "released this region's remote objects; nothing was deleted");
+        return Ok(());
+    }
     let agent = Agent::new(&args).await?;
     info!(addr = %agent.addr, "serving /metrics, /healthz and /readyz");
     let shutdown = CancellationToken::new();

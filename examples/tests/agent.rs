@@ -63,6 +63,26 @@ fn flags_override_every_compile_time_default() {
     assert_eq!(renamed.config().predecessors, ["db-eu", "db-old"]);
 }
 
+#[test]
+fn release_all_is_a_command_that_takes_the_sync_flags() {
+    let args = Args::try_parse_from(["agent", "--release-all", "--remote-suffix", "-us"]).unwrap();
+    assert!(args.running.release_all);
+    assert_eq!(
+        args.config().effective_controller_name(),
+        "database-sync-us"
+    );
+    assert!(!Args::try_parse_from(["agent"]).unwrap().running.release_all);
+    // One command at a time.
+    assert!(Args::try_parse_from(["agent", "--release-all", "--print-rbac"]).is_err());
+}
+
+#[tokio::test]
+async fn release_all_without_a_management_cluster_says_how_to_name_one() {
+    let args = Args::try_parse_from(["agent", "--release-all"]).unwrap();
+    let e = sync_examples::agent::release_all(&args).await.unwrap_err();
+    assert!(e.to_string().contains("--remote-kubeconfig"), "{e}");
+}
+
 async fn get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n");

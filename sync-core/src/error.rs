@@ -98,6 +98,29 @@ pub enum ConfigError {
     },
 }
 
+/// Why [`release_all`](crate::release_all) stopped before it looked at every object.
+///
+/// The failure of a single object's patch is not among these: it is reported in
+/// [`ReleaseReport::failed`](crate::ReleaseReport::failed). Either kind leaves the objects
+/// released so far released; running again is harmless.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// The configuration can never work; nothing was read or written.
+    #[error("failed to accept the configuration: {0}")]
+    InvalidConfig(#[from] ConfigError),
+    /// The remote objects could not be listed (unreachable cluster, missing `list` right, an
+    /// expired continue token).
+    #[error("failed to list {resource} on the remote cluster: {source}")]
+    List {
+        /// The plural resource name of the kind.
+        resource: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// Why a pass over one object failed. The queue retries it with backoff; it never leaves the
 /// crate.
 #[derive(Debug, thiserror::Error)]

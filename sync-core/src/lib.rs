@@ -9,6 +9,7 @@
 //!
 //! Start with [`Syncable`]: put `#[derive(Syncable)]` and `#[sync(...)]` on your CRD's spec,
 //! then run [`Syncable::reconciler`] with a client for each cluster, [`Remote`] and [`Local`].
+//! To decommission a region, stop its controller and run [`release_all`].
 //!
 //! The reconciler decides what to do for each object with a pure function of what it
 //! observed, in the module `plan`; the README says what happens when. That model is public only
@@ -33,6 +34,7 @@ pub(crate) mod plan;
 pub mod rbac;
 mod reachability;
 mod readiness;
+mod release;
 mod runtime;
 mod scheduler;
 mod syncable;
@@ -41,11 +43,12 @@ pub use clients::{Local, Remote};
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
 };
-pub use error::{ConfigError, RunError};
+pub use error::{ConfigError, ReleaseError, RunError};
 pub use keys::Keys;
 pub use leader::LeaderElection;
 pub use mapping::{Mapping, ObjectKey, Unmapped};
 pub use metrics::Metrics;
+pub use release::{ReleaseReport, release_all};
 pub use runtime::SyncBuilder;
 pub use syncable::Syncable;
 

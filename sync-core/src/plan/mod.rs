@@ -8,6 +8,7 @@
 //!   spec, status and secrets);
 //! - `namespace.rs` decides whose a namespace is and what clean-up is due;
 //! - `claims.rs` counts whose claims a shard's objects carry, for the start-up warning;
+//! - `release.rs` says how to give up a shard's objects when a region is decommissioned;
 //! - `metadata.rs` says what labels and annotations go down and what is recorded remotely;
 //! - [`transition`] is how a write's answer changes what is known. The runtime and the
 //!   simulation both call it, so the model the tests check is the model that runs.
@@ -16,6 +17,7 @@ mod claims;
 mod live;
 mod metadata;
 mod namespace;
+mod release;
 mod transition;
 
 use std::collections::BTreeMap;
@@ -32,6 +34,7 @@ use crate::syncable::Syncable;
 pub use claims::ClaimCensus;
 pub use metadata::RemoteMetaPatch;
 pub use namespace::{NamespaceState, Sibling, SiblingRemote};
+pub use release::{Release, release};
 pub use transition::{Answer, NotKept, transition};
 
 /// A Secret whose `Debug` shows its name and data keys, never its data, so a debug log of an
