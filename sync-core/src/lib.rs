@@ -26,6 +26,7 @@ mod keys;
 mod leader;
 mod mapping;
 mod metrics;
+mod outcome;
 #[cfg(feature = "unstable-model")]
 #[cfg_attr(docsrs, doc(cfg(feature = "unstable-model")))]
 pub mod plan;
@@ -48,6 +49,7 @@ pub use keys::Keys;
 pub use leader::LeaderElection;
 pub use mapping::{Mapping, ObjectKey, Unmapped};
 pub use metrics::Metrics;
+pub use outcome::Reconciled;
 pub use release::{ReleaseReport, release_all};
 pub use runtime::SyncBuilder;
 pub use syncable::Syncable;

@@ -483,6 +483,12 @@ async fn a_panic_in_user_code_fails_one_object_which_retries_and_syncs_once_fixe
     .configure(|_| config)
     .metrics(sync_core::Metrics::new(&mut registry))
     .backoff(Duration::from_millis(200), Duration::from_secs(2));
+    // The program is told how each pass ended, the panicking ones too.
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::<sync_core::Reconciled>::new()));
+    let builder = builder.on_reconciled({
+        let told = told.clone();
+        move |r| told.lock().unwrap().push(r.clone())
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(builder.run(async move {
         let _ = stopped.await;
@@ -547,6 +553,22 @@ async fn a_panic_in_user_code_fails_one_object_which_retries_and_syncs_once_fixe
     .await;
     let _ = stop.send(());
     run.await.unwrap().unwrap();
+    let told = told.lock().unwrap();
+    let of = |name: &str, outcome: &str| {
+        told.iter()
+            .filter(|r| r.object.name == name && r.outcome == outcome)
+            .count()
+    };
+    assert!(of("bad", "panic") as f64 >= n, "{told:?}");
+    assert!(
+        told.iter()
+            .filter(|r| r.outcome == "panic")
+            .all(|r| r.is_failure() && r.error.is_some())
+    );
+    assert!(
+        of("good", "wrote") >= 1 && of("bad", "wrote") >= 1,
+        "{told:?}"
+    );
 }
 
 /// A remote spec that stopped fitting the kind (the CRD's schema is laxer than the Rust type)

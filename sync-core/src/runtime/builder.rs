@@ -16,6 +16,7 @@ use crate::config::SyncConfig;
 use crate::error::RunError;
 use crate::leader::Fence;
 use crate::metrics::Metrics;
+use crate::outcome::OnReconciled;
 use crate::readiness::{DEFAULT_UNREADY_AFTER, Readiness};
 use crate::scheduler::Backoff;
 use crate::syncable::Syncable;
@@ -52,6 +53,7 @@ pub struct SyncBuilder<K> {
     readiness: watch::Sender<bool>,
     unready_after: Duration,
     leader: Option<crate::leader::LeaderElection>,
+    on_reconciled: Option<OnReconciled>,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -71,8 +73,38 @@ impl<K: Syncable> SyncBuilder<K> {
             readiness: watch::Sender::new(false),
             unready_after: DEFAULT_UNREADY_AFTER,
             leader: None,
+            on_reconciled: None,
             _kind: PhantomData,
         }
+    }
+
+    /// Calls `f` with how each reconcile pass ended (the object and the outcome, with the error
+    /// of a failed pass), as kube-runtime's `Controller::run` yields a result per reconcile.
+    /// `f` runs on the pass's task: keep it short, or hand the value to a channel.
+    ///
+    /// ```no_run
+    /// # use sync_core::{Local, Remote, Syncable};
+    /// # async fn demo<K: Syncable>(remote: kube::Client, local: kube::Client) -> Result<(), sync_core::RunError> {
+    /// let (tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    /// tokio::spawn(async move {
+    ///     while let Some(r) = outcomes.recv().await {
+    ///         let r: sync_core::Reconciled = r;
+    ///         if r.is_failure() {
+    ///             eprintln!("{} failed: {:?}", r.object, r.error);
+    ///         }
+    ///     }
+    /// });
+    /// K::reconciler(Remote(remote), Local(local))
+    ///     .on_reconciled(move |r| {
+    ///         let _ = tx.send(r.clone());
+    ///     })
+    ///     .run(std::future::pending())
+    ///     .await
+    /// # }
+    /// ```
+    pub fn on_reconciled(mut self, f: impl Fn(&crate::Reconciled) + Send + Sync + 'static) -> Self {
+        self.on_reconciled = Some(std::sync::Arc::new(f));
+        self
     }
 
     /// Overrides configuration values, starting from the current ones:
@@ -242,13 +274,13 @@ impl<K: Syncable> SyncBuilder<K> {
             self.unready_after,
         );
         let (inner, writers) = Inner::<K>::new(
-            self.remote.clone(),
-            self.local.clone(),
+            (self.remote.clone(), self.local.clone()),
             config,
             &self.metrics,
             self.request_timeout,
             fence,
             readiness.clone(),
+            self.on_reconciled.clone(),
         );
         let (rx, watch) = forward(inner.clone().triggers(writers));
 

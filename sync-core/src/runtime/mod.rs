@@ -29,6 +29,7 @@ use crate::keys::Keys;
 use crate::leader::Fence;
 use crate::mapping::{Mapping, ObjectKey};
 use crate::metrics::{Cluster, ControllerMetrics, Metrics};
+use crate::outcome::OnReconciled;
 use crate::reachability::Reachability;
 use crate::readiness::Readiness;
 use crate::syncable::Syncable;
@@ -79,6 +80,8 @@ fn forward(triggers: Trigger) -> (mpsc::UnboundedReceiver<ObjectKey>, JoinHandle
 /// Everything a running reconciler shares between its watches and its passes.
 struct Inner<K> {
     config: SyncConfig,
+    /// Told how each pass ended, if the program asked.
+    on_reconciled: Option<OnReconciled>,
     keys: Keys,
     mapping: Mapping,
     remote: Client,
@@ -125,13 +128,13 @@ impl<K: Syncable> Inner<K> {
     /// The shared state of a reconciler with empty caches, and the write halves of those
     /// caches for the watches.
     fn new(
-        remote: Client,
-        local: Client,
+        (remote, local): (Client, Client),
         config: SyncConfig,
         metrics: &Metrics,
         request_timeout: Duration,
         fence: Fence,
         readiness: Arc<Readiness>,
+        on_reconciled: Option<OnReconciled>,
     ) -> (Arc<Self>, Writers) {
         let ar = ApiResource::erase::<K>(&());
         let remote_writer = reflector::store::Writer::new(ar.clone());
@@ -167,6 +170,7 @@ impl<K: Syncable> Inner<K> {
             request_timeout,
             fence,
             readiness,
+            on_reconciled,
             remote,
             local,
             ar,

@@ -17,6 +17,7 @@ use super::state::lock;
 use crate::error::{Error, RunError};
 use crate::leader::LeaderElection;
 use crate::mapping::ObjectKey;
+use crate::outcome::Reconciled;
 use crate::plan::{Answer, Observed, PlanContext, Step, Unkept, plan, transition};
 use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
@@ -131,8 +132,10 @@ impl<K: Syncable> Inner<K> {
         let Ok(result) = result else {
             error!("reconcile panicked; retrying with backoff");
             self.metrics.reconciled("panic");
+            self.tell(&key, "panic", Some("the pass panicked".to_owned()));
             return Outcome::Failed;
         };
+        let mut failure = None;
         let (label, outcome) = match result {
             Ok(r) => r,
             Err(e) if e.is_conflict() => {
@@ -148,11 +151,24 @@ impl<K: Syncable> Inner<K> {
             }
             Err(e) => {
                 self.report_failure(&e).await;
+                failure = Some(e.to_string());
                 ("error", Outcome::Failed)
             }
         };
         self.metrics.reconciled(label);
+        self.tell(&key, label, failure);
         outcome
+    }
+
+    /// Tells the program how a pass ended, if it asked.
+    fn tell(&self, key: &ObjectKey, outcome: &'static str, error: Option<String>) {
+        if let Some(f) = &self.on_reconciled {
+            f(&Reconciled {
+                object: key.clone(),
+                outcome,
+                error,
+            });
+        }
     }
 
     /// Logs a failed pass: once per outage when its cluster is unreachable.
