@@ -240,27 +240,42 @@ pub struct Secrets(pub Vec<LitStr>);
 
 impl FromMeta for Secrets {
     fn from_meta(item: &Meta) -> darling::Result<Self> {
-        let wrong_form = || {
-            Error::custom("`secrets` takes a list of names, as in `secrets(\"db-credentials\")`")
-        };
-        let Meta::List(list) = item else {
-            return Err(wrong_form().with_span(&value_or_item(item)));
-        };
-        let mut errors = Error::accumulator();
-        let mut names = Vec::new();
-        for nested in NestedMeta::parse_meta_list(list.tokens.clone())? {
-            match nested {
-                NestedMeta::Lit(Lit::Str(name)) => {
-                    if errors.handle(validate::check_secret_name(&name)).is_some() {
-                        names.push(name);
-                    }
-                }
-                other => errors.push(wrong_form().with_span(&other)),
-            }
-        }
+        let (names, mut errors) = string_list(
+            item,
+            "`secrets` takes a list of names, as in `secrets(\"db-credentials\")`",
+            validate::check_secret_name,
+        )?;
         errors.handle(validate::check_unique_secrets(&names));
         errors.finish_with(Secrets(names))
     }
+}
+
+/// A list of string literals, `key("a", "b")`, each checked by `check`: the ones that pass,
+/// and the errors of the others (and of anything not a string) still to be reported. `usage`
+/// says what the attribute takes.
+fn string_list(
+    item: &Meta,
+    usage: &str,
+    check: impl Fn(&LitStr) -> darling::Result<()>,
+) -> darling::Result<(Vec<LitStr>, darling::error::Accumulator)> {
+    let wrong_form = || Error::custom(usage);
+    let Meta::List(list) = item else {
+        return Err(wrong_form().with_span(&value_or_item(item)));
+    };
+    let nested = NestedMeta::parse_meta_list(list.tokens.clone())?;
+    let mut errors = Error::accumulator();
+    let mut names = Vec::new();
+    for n in nested {
+        match n {
+            NestedMeta::Lit(Lit::Str(name)) => {
+                if errors.handle(check(&name)).is_some() {
+                    names.push(name);
+                }
+            }
+            other => errors.push(wrong_form().with_span(&other)),
+        }
+    }
+    Ok((names, errors))
 }
 
 /// `propagation = "..."`.
@@ -352,30 +367,12 @@ pub struct Predecessors(pub Vec<LitStr>);
 
 impl FromMeta for Predecessors {
     fn from_meta(item: &Meta) -> darling::Result<Self> {
-        let wrong_form = || {
-            Error::custom(
-                "`predecessors` takes a list of controller names, as in \
-                 `predecessors(\"database-sync\")`",
-            )
-        };
-        let Meta::List(list) = item else {
-            return Err(wrong_form().with_span(&value_or_item(item)));
-        };
-        let mut errors = Error::accumulator();
-        let mut names = Vec::new();
-        for nested in NestedMeta::parse_meta_list(list.tokens.clone())? {
-            match nested {
-                NestedMeta::Lit(Lit::Str(name)) => {
-                    if errors
-                        .handle(validate::check_controller_name("predecessors", &name))
-                        .is_some()
-                    {
-                        names.push(name);
-                    }
-                }
-                other => errors.push(wrong_form().with_span(&other)),
-            }
-        }
+        let (names, errors) = string_list(
+            item,
+            "`predecessors` takes a list of controller names, as in \
+             `predecessors(\"database-sync\")`",
+            |name| validate::check_controller_name("predecessors", name),
+        )?;
         errors.finish_with(Predecessors(names))
     }
 }
