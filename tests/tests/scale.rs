@@ -175,3 +175,59 @@ async fn many_objects_of_a_new_namespace_make_one_namespace_create() {
         refused
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_does_not_wait_behind_a_burst_of_creations() {
+    const BURST: usize = 300;
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local: Client = admin(&pair.local).await;
+    let ns = unique_name("lanes");
+    create_namespace(&remote, &ns).await;
+    let region = format!("-{}", unique_name("r"));
+    let user = unique_name("lanes-ctl");
+    // Two workers, so that the burst makes a long backlog.
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region)
+        .concurrency(2);
+    let remotes: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
+    let old = format!("old{region}");
+    create_all(&remotes, [old.clone()]).await;
+    let (stop, handle) = start_with_metrics(&user, config, Metrics::default()).await;
+    eventually("the old object's local copy", SLOW, || async {
+        get_opt::<Database>(&local, &ns, "old")
+            .await
+            .map(|_| ())
+            .ok_or_else(|| "no local copy".to_owned())
+    })
+    .await;
+
+    create_all(&remotes, (0..BURST).map(|i| format!("db{i}{region}"))).await;
+    // The controller is now working through the burst, two at a time.
+    set_local_status(&local, &ns, "old", "Ready").await;
+    let copies = eventually("the old object's status sent up", SLOW, || async {
+        let r = remotes.get(&old).await.map_err(|e| e.to_string())?;
+        let phase = r.status.and_then(|s| s.phase);
+        if phase.as_deref() != Some("Ready") {
+            return Err(format!("remote status phase {phase:?}"));
+        }
+        let n = locals
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len();
+        Ok(n - 1)
+    })
+    .await;
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    eprintln!("the status went up when {copies} of {BURST} new objects had local copies");
+    assert!(
+        copies < BURST * 2 / 3,
+        "the status went up only after {copies} of the {BURST} new objects were created: it \
+         waited behind the burst"
+    );
+}
