@@ -174,12 +174,13 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
     /// [`FIRST_LANE_RUN`] while the second lane waits.
     fn next(&mut self) -> Option<Key> {
         let second_waits = !self.ready.is_empty();
-        let key = if !self.changes.is_empty() && !(second_waits && self.streak >= FIRST_LANE_RUN) {
-            self.streak = if second_waits { self.streak + 1 } else { 0 };
-            self.changes.pop_front()
-        } else {
+        let second_turn = second_waits && self.streak >= FIRST_LANE_RUN;
+        let key = if self.changes.is_empty() || second_turn {
             self.streak = 0;
             self.ready.pop_front()
+        } else {
+            self.streak = if second_waits { self.streak + 1 } else { 0 };
+            self.changes.pop_front()
         }?;
         self.queued.remove(&key);
         Some(key)
