@@ -1,0 +1,82 @@
+//! The agent: connects to both clusters, checks every kind on both, then syncs them all in one
+//! process, with metrics, health and readiness over HTTP.
+
+use anyhow::{Context as _, bail};
+use kube::Client;
+use sync_examples::agent::client;
+use tracing::{info, warn};
+
+use crate::discovery::{self, Discovered};
+use crate::flags::Args;
+use crate::resource::Resource;
+
+/// The clients of both clusters, as the flags name them.
+///
+/// # Errors
+///
+/// When the management cluster is not named, or a kubeconfig cannot be loaded.
+pub async fn clients(args: &Args) -> anyhow::Result<(Client, Client)> {
+    let c = &args.clusters;
+    if c.remote_kubeconfig.is_none() && c.remote_context.is_none() {
+        bail!(
+            "say how to reach the management cluster: --remote-kubeconfig PATH or \
+             --remote-context NAME (or SYNC_REMOTE_KUBECONFIG, SYNC_REMOTE_CONTEXT)"
+        );
+    }
+    let remote = client(c.remote_kubeconfig.as_deref(), c.remote_context.as_deref())
+        .await
+        .context("remote cluster")?;
+    let local = client(c.local_kubeconfig.as_deref(), c.local_context.as_deref())
+        .await
+        .context("local cluster")?;
+    Ok((remote, local))
+}
+
+/// Checks every kind on both clusters (see [`discovery`]) and logs the kinds whose status
+/// will not be synced.
+///
+/// # Errors
+///
+/// Every kind that cannot be synced, one per line, so a user fixes them all at once.
+pub async fn check(
+    remote: &Client,
+    local: &Client,
+    resources: Vec<Resource>,
+) -> anyhow::Result<Vec<(Resource, Discovered)>> {
+    let asked = resources
+        .iter()
+        .map(|r| discovery::discover(remote, local, &r.name));
+    let answers = futures::future::join_all(asked).await;
+    let mut kinds = Vec::new();
+    let mut problems = Vec::new();
+    for (r, answer) in resources.into_iter().zip(answers) {
+        match answer {
+            Ok(found) => kinds.push((r, found)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    match problems.len() {
+        0 => {}
+        1 => bail!("{}", problems[0]),
+        _ => bail!(
+            "{} kinds cannot be synced:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ),
+    }
+    for (r, found) in &kinds {
+        let kind = &found.resource.kind;
+        if found.status {
+            info!(resource = %r.name, kind, "syncing spec down and status up");
+        } else {
+            let on: Vec<String> = found.no_status_on.iter().map(ToString::to_string).collect();
+            warn!(
+                resource = %r.name,
+                kind,
+                "no status subresource on the {} cluster: syncing the spec down, and no status up",
+                on.join(" and ")
+            );
+        }
+    }
+    Ok(kinds)
+}
