@@ -135,7 +135,9 @@ pub fn judge(
 ) -> Result<Served, DiscoveryError> {
     let resources = match answer {
         Ok(resources) => resources,
-        Err(kube::Error::Api(status)) if status.is_not_found() => {
+        // The API server answers a group version it does not serve with a bare
+        // "404 page not found", not a Status: kube keeps only the code.
+        Err(kube::Error::Api(status)) if status.code == 404 => {
             return Err(DiscoveryError::NoGroupVersion {
                 cluster,
                 name: name.clone(),
@@ -273,7 +275,7 @@ mod tests {
 
     fn not_found() -> kube::Error {
         kube::Error::Api(
-            kube::core::Status::failure("404 page not found", "NotFound")
+            kube::core::Status::failure("404 page not found", "Failed to parse error data")
                 .with_code(404)
                 .boxed(),
         )

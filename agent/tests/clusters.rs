@@ -1,0 +1,208 @@
+//! `sync-agent` as a process, on two real control planes, as users bound only to the RBAC that
+//! its own `--print-rbac` prints.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sync_tests::{ControlPlane, Pair, install_crd, shared_pair, unique_name};
+use tokio::process::Command;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_sync-agent");
+const NAMESPACE: &str = "sync-system";
+
+/// A kind installed on the remote cluster only.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[kube(
+    group = "missing.agent.sync.dev",
+    version = "v1",
+    kind = "Gadget",
+    namespaced
+)]
+struct GadgetSpec {
+    size: i32,
+}
+
+/// Runs `sync-agent` with `args` to its end, within `timeout`.
+async fn run_to_end(args: &[String], timeout: Duration) -> Output {
+    let child = Command::new(AGENT)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(timeout, child)
+        .await
+        .unwrap_or_else(|_| panic!("sync-agent {args:?} still runs after {timeout:?}"))
+        .expect("sync-agent starts")
+}
+
+/// Who the agent is on each cluster, and the kubeconfigs that authenticate it.
+struct Identity {
+    remote_user: String,
+    lease_name: String,
+    remote_kubeconfig: PathBuf,
+    local_kubeconfig: PathBuf,
+}
+
+impl Identity {
+    fn new(pair: &Pair, prefix: &str) -> Identity {
+        let remote_user = unique_name(prefix);
+        let lease_name = unique_name(prefix);
+        let sa = format!("system:serviceaccount:{NAMESPACE}:{lease_name}");
+        let ns_group = format!("system:serviceaccounts:{NAMESPACE}");
+        let groups = ["system:serviceaccounts", ns_group.as_str()];
+        Identity {
+            remote_kubeconfig: pair.remote.kubeconfig_for_user(&remote_user, &[]).unwrap(),
+            local_kubeconfig: pair.local.kubeconfig_for_user(&sa, &groups).unwrap(),
+            remote_user,
+            lease_name,
+        }
+    }
+
+    /// The flags that name the agent: for `--print-rbac` and for running alike.
+    fn flags(&self) -> Vec<String> {
+        [
+            "--remote-user",
+            &self.remote_user,
+            "--lease-name",
+            &self.lease_name,
+            "--lease-namespace",
+            NAMESPACE,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn cluster_flags(&self) -> Vec<String> {
+        let path = |p: &PathBuf| p.display().to_string();
+        vec![
+            "--remote-kubeconfig".into(),
+            path(&self.remote_kubeconfig),
+            "--local-kubeconfig".into(),
+            path(&self.local_kubeconfig),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ]
+    }
+
+    /// Runs `sync-agent --print-rbac` with `kinds` and applies what it prints, each half on its
+    /// cluster.
+    async fn grant(&self, pair: &Pair, kinds: &[String]) {
+        let mut args = self.flags();
+        args.extend(kinds.iter().cloned());
+        args.push("--print-rbac".into());
+        let out = run_to_end(&args, Duration::from_secs(10)).await;
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "--print-rbac failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (remote, local) = text
+            .split_once("# On this (local) cluster:\n")
+            .unwrap_or_else(|| panic!("no local part in:\n{text}"));
+        apply_rbac(&pair.remote, remote).await;
+        apply_rbac(&pair.local, local).await;
+    }
+}
+
+/// Applies the ClusterRoles and ClusterRoleBindings of `yaml` as the admin.
+async fn apply_rbac(plane: &ControlPlane, yaml: &str) {
+    let client = plane.client().await.unwrap();
+    let pp = PatchParams::apply("agent-test").force();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).unwrap();
+    assert_eq!(docs.len(), 2, "{yaml}");
+    for doc in docs {
+        let name = doc["metadata"]["name"].as_str().unwrap().to_owned();
+        match doc["kind"].as_str() {
+            Some("ClusterRole") => {
+                let role: ClusterRole = serde_json::from_value(doc).unwrap();
+                let api = Api::<ClusterRole>::all(client.clone());
+                api.patch(&name, &pp, &Patch::Apply(&role)).await.unwrap();
+            }
+            Some("ClusterRoleBinding") => {
+                let binding: ClusterRoleBinding = serde_json::from_value(doc).unwrap();
+                let api = Api::<ClusterRoleBinding>::all(client.clone());
+                api.patch(&name, &pp, &Patch::Apply(&binding))
+                    .await
+                    .unwrap();
+            }
+            other => panic!("unexpected {other:?} in --print-rbac"),
+        }
+    }
+}
+
+async fn namespace(client: &Client, name: &str) {
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
+    Api::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_crd_missing_on_the_local_cluster_stops_the_agent_at_start_up_before_any_write() {
+    let pair = shared_pair();
+    let remote = pair.remote.client().await.unwrap();
+    install_crd(&remote, Gadget::crd()).await.unwrap();
+    // A remote object it would otherwise sync.
+    let ns = unique_name("tenant");
+    namespace(&remote, &ns).await;
+    Api::<Gadget>::namespaced(remote.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &Gadget::new("g", GadgetSpec { size: 1 }),
+        )
+        .await
+        .unwrap();
+    let agent = Identity::new(pair, "agent-missing");
+    let kinds = [
+        "--resource".to_owned(),
+        "gadgets.v1.missing.agent.sync.dev".to_owned(),
+    ];
+    agent.grant(pair, &kinds).await;
+    let marks = [
+        pair.remote.audit_mark().unwrap(),
+        pair.local.audit_mark().unwrap(),
+    ];
+
+    let started = Instant::now();
+    let mut args = agent.flags();
+    args.extend(agent.cluster_flags());
+    args.extend(kinds);
+    let out = run_to_end(&args, Duration::from_secs(30)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "sync-agent ended in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        out.status
+    );
+
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = "error: the local cluster does not serve gadgets.v1.missing.agent.sync.dev: \
+                    it serves no API group missing.agent.sync.dev/v1 (is the CRD installed \
+                    there, with version v1 served?)";
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    // Nothing was written, on either cluster.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (plane, mark) in pair.both().into_iter().zip(&marks) {
+        let writes: Vec<_> = plane
+            .audit_events_since(mark)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.user == agent.remote_user || e.user.contains(&agent.lease_name))
+            .collect();
+        assert!(writes.is_empty(), "{} saw writes: {writes:?}", plane.name());
+    }
+}
