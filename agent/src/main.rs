@@ -5,9 +5,13 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
+use sync_agent::agent::Agent;
 use sync_agent::flags::Args;
+use sync_agent::manifests;
 use sync_agent::resource::Resource;
-use sync_agent::{agent, manifests};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -42,7 +46,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args, resources: Vec<Resource>) -> anyhow::Result<()> {
-    let (remote, local) = agent::clients(args).await?;
-    let _kinds = agent::check(&remote, &local, resources).await?;
-    anyhow::bail!("running is not wired yet: sync-core's SyncManager has not landed")
+    let agent = Agent::new(args, resources).await?;
+    info!(addr = %agent.addr, "serving /metrics, /healthz and /readyz");
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
+        }
+        on_signal.cancel();
+    });
+    agent.run(shutdown).await?;
+    info!("stopped");
+    Ok(())
 }
