@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kube::Client;
 use prometheus_client::registry::Registry;
+use sync_core::{DynamicKind, LeaderElection, Local, Metrics, Remote, SyncManager};
 use sync_examples::agent::client;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -92,13 +94,53 @@ pub async fn check(
 pub struct Agent {
     /// Where the HTTP server listens.
     pub addr: SocketAddr,
-    /// Whether every kind can work: true once every watch has listed, false while a watch has
-    /// been failing for longer than `--unready-after-seconds`.
+    /// Whether every kind can work: true once every watch of every kind has listed, false
+    /// while a watch has been failing for longer than `--unready-after-seconds` (see
+    /// [`SyncManager::readiness`]).
     pub ready: watch::Receiver<bool>,
     /// The Prometheus registry that `/metrics` serves.
     pub registry: Arc<Registry>,
     listener: TcpListener,
-    ready_tx: watch::Sender<bool>,
+    manager: SyncManager,
+}
+
+/// The manager of every checked kind, with the shared flags as every kind's defaults and each
+/// kind's options over them.
+fn manager(
+    args: &Args,
+    remote: Client,
+    local: Client,
+    kinds: Vec<(Resource, Discovered)>,
+) -> SyncManager {
+    let shared = args.sync.clone();
+    let mut manager =
+        SyncManager::new(Remote(remote), Local(local)).defaults(move |c| shared.apply(c));
+    for (r, found) in kinds {
+        let kind = r
+            .options
+            .local_only
+            .iter()
+            .fold(DynamicKind::new(found.resource), |k, p| k.local_only(p))
+            .status(found.status);
+        let options = r.options;
+        manager = manager.add_dynamic(kind, move |k| k.configure(|c| options.apply(c)));
+    }
+    let leader = &args.leader;
+    if leader.leader_election {
+        let identity = leader
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("sync-agent-{}", std::process::id()));
+        manager = manager.leader_election(LeaderElection::new(
+            &leader.lease_name,
+            &leader.lease_namespace,
+            identity,
+        ));
+    }
+    manager
+        .unready_after(Duration::from_secs(args.running.unready_after_seconds))
+        .shutdown_deadline(Duration::from_secs(args.running.shutdown_seconds))
 }
 
 impl Agent {
@@ -111,17 +153,22 @@ impl Agent {
     /// bound.
     pub async fn new(args: &Args, resources: Vec<Resource>) -> anyhow::Result<Agent> {
         let (remote, local) = clients(args).await?;
-        let _kinds = check(&remote, &local, resources).await?;
+        let kinds = check(&remote, &local, resources).await?;
+        let mut registry = Registry::default();
+        let manager = manager(args, remote, local, kinds).metrics(Metrics::new(&mut registry));
+        for config in manager.configs() {
+            info!(controller = %config.effective_controller_name(), "configured");
+        }
+        let ready = manager.readiness();
         let listener = TcpListener::bind(args.running.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.running.listen))?;
-        let (ready_tx, ready) = watch::channel(false);
         Ok(Agent {
             addr: listener.local_addr()?,
             ready,
-            registry: Arc::new(Registry::default()),
+            registry: Arc::new(registry),
             listener,
-            ready_tx,
+            manager,
         })
     }
 
@@ -131,7 +178,17 @@ impl Agent {
     ///
     /// When the configuration is refused, leader election cannot run, or the server fails.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        drop((self.listener, self.ready_tx, shutdown));
-        bail!("running is not wired yet: sync-core's SyncManager has not landed")
+        let server = tokio::spawn(sync_examples::serve::serve(
+            self.listener,
+            self.registry,
+            self.ready,
+            shutdown.clone().cancelled_owned(),
+        ));
+        let synced = self.manager.run(shutdown.clone().cancelled_owned()).await;
+        // A manager that stops on its own (bad configuration) takes the server with it.
+        shutdown.cancel();
+        let served = server.await?;
+        synced.context("sync")?;
+        served.context("HTTP server")
     }
 }

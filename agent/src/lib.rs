@@ -12,7 +12,6 @@
 //! own agent. This binary is for kinds that have no Rust type.
 
 pub mod agent;
-mod compat;
 pub mod discovery;
 pub mod file;
 pub mod flags;

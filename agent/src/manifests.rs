@@ -5,12 +5,11 @@
 //! `PLURAL.VERSION.GROUP` gives; the kind's name, which discovery finds at start-up, plays no
 //! part in it.
 
-use crate::compat as rbac;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::core::ObjectMeta;
 use kube::discovery::ApiResource;
 use serde_json::json;
-use sync_core::SyncConfig;
+use sync_core::{SyncConfig, rbac};
 use sync_examples::manifests::doc;
 
 use crate::flags::Args;
