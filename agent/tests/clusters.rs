@@ -1,7 +1,7 @@
 //! `sync-agent` as a process, on two real control planes, as users bound only to the RBAC that
 //! its own `--print-rbac` prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,9 @@ use kube::{Client, CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sync_tests::controller::ControllerProcess;
+use sync_tests::crds::{Widget, WidgetSpec};
+use sync_tests::second_kind::{self, Cache};
 use sync_tests::{ControlPlane, Pair, install_crd, shared_pair, unique_name};
 use tokio::process::Command;
 
@@ -205,4 +208,170 @@ async fn a_crd_missing_on_the_local_cluster_stops_the_agent_at_start_up_before_a
             .collect();
         assert!(writes.is_empty(), "{} saw writes: {writes:?}", plane.name());
     }
+}
+
+/// Waits until `f` returns something, printing what was last seen and the agent's output on
+/// timeout.
+async fn eventually<T, F: Future<Output = Result<T, String>>>(
+    what: &str,
+    agent: &ControllerProcess,
+    timeout: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => panic!(
+                "timed out after {timeout:?} waiting for {what}; last seen: {seen}; the agent's \
+                 output ended with:{}",
+                agent.tail(30)
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_resource_flags_sync_both_kinds_as_users_bound_to_the_printed_rbac() {
+    let pair = shared_pair();
+    let (remote, local) = (
+        pair.remote.client().await.unwrap(),
+        pair.local.client().await.unwrap(),
+    );
+    for c in [&remote, &local] {
+        install_crd(c, Widget::crd()).await.unwrap();
+        install_crd(c, Cache::crd()).await.unwrap();
+    }
+    let ns = unique_name("tenant");
+    namespace(&remote, &ns).await;
+    let pp = PostParams::default();
+    let widgets = |c: &Client| Api::<Widget>::namespaced(c.clone(), &ns);
+    let caches = |c: &Client| Api::<Cache>::namespaced(c.clone(), &ns);
+    let spec = WidgetSpec {
+        size: 3,
+        color: Some("red".into()),
+    };
+    widgets(&remote)
+        .create(&pp, &Widget::new("w-eu", spec.clone()))
+        .await
+        .unwrap();
+    caches(&remote)
+        .create(&pp, &second_kind::cache("c-eu", "1Gi"))
+        .await
+        .unwrap();
+
+    let agent = Identity::new(pair, "agent-two");
+    let kinds: Vec<String> = [
+        "--resource",
+        "widgets.v1.test.sync.dev",
+        "--resource",
+        "caches.v1.test.sync.dev:controller-name=cache-agent",
+        "--remote-suffix=-eu",
+    ]
+    .map(String::from)
+    .to_vec();
+    agent.grant(pair, &kinds).await;
+    let mut args = agent.flags();
+    args.extend(agent.cluster_flags());
+    args.extend(kinds);
+    let started = Instant::now();
+    let mut process = ControllerProcess::spawn("sync-agent", Path::new(AGENT), &args);
+
+    // Both kinds come down, spec and all.
+    let got = eventually(
+        "the local Widget",
+        &process,
+        Duration::from_secs(40),
+        || async {
+            match widgets(&local).get_opt("w").await {
+                Ok(Some(w)) => Ok(w),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(got.spec, spec);
+    let cache = eventually(
+        "the local Cache",
+        &process,
+        Duration::from_secs(20),
+        || async {
+            match caches(&local).get_opt("c").await {
+                Ok(Some(c)) => Ok(c),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(cache.spec.size, "1Gi");
+    eprintln!("both kinds down in {:.1}s", started.elapsed().as_secs_f64());
+
+    // Both statuses go up.
+    let status = |v: Value| Patch::Merge(serde_json::json!({ "status": v }));
+    let patch = PatchParams::default();
+    widgets(&local)
+        .patch_status(
+            "w",
+            &patch,
+            &status(serde_json::json!({ "phase": "Ready", "observedGeneration": 1 })),
+        )
+        .await
+        .unwrap();
+    caches(&local)
+        .patch_status(
+            "c",
+            &patch,
+            &status(serde_json::json!({ "ready": true, "observedGeneration": 1 })),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "the Widget's status up",
+        &process,
+        Duration::from_secs(20),
+        || async {
+            let w = widgets(&remote)
+                .get("w-eu")
+                .await
+                .map_err(|e| e.to_string())?;
+            let phase = w.status.as_ref().and_then(|s| s.phase.clone());
+            (phase.as_deref() == Some("Ready"))
+                .then_some(())
+                .ok_or(format!("{:?}", w.status))
+        },
+    )
+    .await;
+    eventually(
+        "the Cache's status up",
+        &process,
+        Duration::from_secs(20),
+        || async {
+            let c = caches(&remote)
+                .get("c-eu")
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = c.status.as_ref().and_then(|s| s.ready);
+            (ready == Some(true))
+                .then_some(())
+                .ok_or(format!("{:?}", c.status))
+        },
+    )
+    .await;
+    eprintln!(
+        "both statuses up in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    assert!(
+        process.terminate(Duration::from_secs(15)).await,
+        "sync-agent did not stop cleanly on SIGTERM:{}",
+        process.tail(30)
+    );
+    let warnings: Vec<_> = process
+        .lines()
+        .into_iter()
+        .filter(|l| l.is_warning())
+        .collect();
+    assert!(warnings.is_empty(), "warnings: {warnings:?}");
 }
