@@ -8,23 +8,23 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use kube::Client;
 use prometheus_client::registry::Registry;
-use sync_core::{DynamicKind, LeaderElection, Local, Metrics, Remote, SyncManager};
+use sync_core::{DynamicKind, LeaderElection, Local, Metrics, ReleaseReport, Remote, SyncManager};
 use sync_examples::agent::client;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::discovery::{self, Discovered};
+use crate::discovery::{self, Cluster, Discovered};
 use crate::flags::Args;
 use crate::resource::Resource;
 
-/// The clients of both clusters, as the flags name them.
+/// The client of the management cluster the flags name.
 ///
 /// # Errors
 ///
-/// When the management cluster is not named, or a kubeconfig cannot be loaded.
-pub async fn clients(args: &Args) -> anyhow::Result<(Client, Client)> {
+/// When it is not named, or its kubeconfig cannot be loaded.
+pub async fn remote_client(args: &Args) -> anyhow::Result<Client> {
     let c = &args.clusters;
     if c.remote_kubeconfig.is_none() && c.remote_context.is_none() {
         bail!(
@@ -32,13 +32,66 @@ pub async fn clients(args: &Args) -> anyhow::Result<(Client, Client)> {
              --remote-context NAME (or SYNC_REMOTE_KUBECONFIG, SYNC_REMOTE_CONTEXT)"
         );
     }
-    let remote = client(c.remote_kubeconfig.as_deref(), c.remote_context.as_deref())
+    client(c.remote_kubeconfig.as_deref(), c.remote_context.as_deref())
         .await
-        .context("remote cluster")?;
+        .context("remote cluster")
+}
+
+/// The clients of both clusters, as the flags name them.
+///
+/// # Errors
+///
+/// When the management cluster is not named, or a kubeconfig cannot be loaded.
+pub async fn clients(args: &Args) -> anyhow::Result<(Client, Client)> {
+    let remote = remote_client(args).await?;
+    let c = &args.clusters;
     let local = client(c.local_kubeconfig.as_deref(), c.local_context.as_deref())
         .await
         .context("local cluster")?;
     Ok((remote, local))
+}
+
+/// `--release-all`: gives up the remote objects of this region's shard, kind by kind (see
+/// [`sync_core::release_all_of`]), with the configuration each kind runs with. Only the
+/// management cluster is contacted, and its discovery gives each kind's name.
+///
+/// # Errors
+///
+/// When the remote cluster cannot be reached, a kind is not served there, its objects cannot
+/// be listed, or an object is left (failed or paused): the message says which, and running
+/// again retries them.
+pub async fn release_all(
+    args: &Args,
+    resources: Vec<Resource>,
+) -> anyhow::Result<Vec<(Resource, ReleaseReport)>> {
+    let remote = remote_client(args).await?;
+    let mut reports = Vec::new();
+    for r in resources {
+        let answer = discovery::ask(&remote, &r.name).await;
+        let served = discovery::judge(Cluster::Remote, &r.name, answer)?;
+        // As the manager builds it: the kind's defaults, the shared flags, the kind's options.
+        let kind = DynamicKind::new(served.resource.clone());
+        let config = r.options.apply(args.sync.apply(kind.defaults()));
+        let report = sync_core::release_all_of(&served.resource, Remote(remote.clone()), &config)
+            .await
+            .with_context(|| format!("failed to release {}", r.name))?;
+        info!(resource = %r.name, %report, "released; nothing was deleted");
+        reports.push((r, report));
+    }
+    let left: Vec<String> = reports
+        .iter()
+        .filter(|(_, report)| !report.is_complete())
+        .map(|(r, report)| {
+            format!(
+                "{}: {report}; paused (unpause, then run again): {:?}; failed (run again): {:?}",
+                r.name, report.paused, report.failed
+            )
+        })
+        .collect();
+    if !left.is_empty() {
+        bail!("objects are left:\n  {}", left.join("\n  "));
+    }
+    Ok(reports)
 }
 
 /// Checks every kind on both clusters (see [`discovery`]) and logs the kinds whose status

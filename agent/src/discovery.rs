@@ -210,7 +210,12 @@ pub fn agree(
     })
 }
 
-async fn ask(
+/// What `client`'s discovery says of `name`'s group version, for [`judge`].
+///
+/// # Errors
+///
+/// When the request fails, with 404 when the group version is not served.
+pub async fn ask(
     client: &Client,
     name: &ResourceName,
 ) -> Result<Vec<(ApiResource, ApiCapabilities)>, kube::Error> {

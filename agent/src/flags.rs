@@ -206,6 +206,12 @@ pub struct Running {
     /// and exit. Contacts no cluster.
     #[arg(long, conflicts_with = "print_rbac")]
     pub print_manifests: bool,
+    /// Uninstall this region: for every kind, remove the agent's finalizer, claim and
+    /// bookkeeping annotations from the remote objects of its shard, delete nothing, and exit
+    /// (non-zero if any object is left). Stop the running agent first. Takes the same kinds and
+    /// sync flags as the agent; contacts only the management cluster.
+    #[arg(long, conflicts_with_all = ["print_rbac", "print_manifests"])]
+    pub release_all: bool,
     /// The agent's user on the management cluster, as its remote kubeconfig authenticates it:
     /// the subject of the remote ClusterRoleBinding that --print-rbac prints.
     #[arg(long, env = "SYNC_REMOTE_USER", default_value = "sync-agent")]

@@ -1,14 +1,15 @@
 //! `sync-agent`: syncs custom resources of the kinds named on its command line. `--help` lists
 //! every flag.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use sync_agent::agent::Agent;
 use sync_agent::flags::Args;
-use sync_agent::manifests;
 use sync_agent::resource::Resource;
+use sync_agent::{agent, manifests};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -29,7 +30,10 @@ async fn main() -> ExitCode {
         print!("{}", manifests::manifests_yaml(&args, &resources));
         return ExitCode::SUCCESS;
     }
+    // The log goes to stderr: stdout is for what the printing flags print.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube_client::client::builder=off".into()),
@@ -46,6 +50,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args, resources: Vec<Resource>) -> anyhow::Result<()> {
+    if args.running.release_all {
+        agent::release_all(args, resources).await?;
+        info!("released this region's remote objects of every kind; nothing was deleted");
+        return Ok(());
+    }
     let agent = Agent::new(args, resources).await?;
     info!(addr = %agent.addr, "serving /metrics, /healthz and /readyz");
     let shutdown = CancellationToken::new();

@@ -374,4 +374,28 @@ async fn two_resource_flags_sync_both_kinds_as_users_bound_to_the_printed_rbac()
         .filter(|l| l.is_warning())
         .collect();
     assert!(warnings.is_empty(), "warnings: {warnings:?}");
+
+    // Uninstalling the region releases both kinds' objects, with the same flags and RBAC.
+    let mut release = args.clone();
+    release.push("--release-all".into());
+    let out = run_to_end(&release, Duration::from_secs(30)).await;
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "--release-all failed:\n{log}");
+    assert_eq!(
+        log.matches("released; nothing was deleted").count(),
+        2,
+        "{log}"
+    );
+    let ours = |meta: &kube::core::ObjectMeta| {
+        let finalizers = meta.finalizers.iter().flatten().cloned();
+        let annotations = meta.annotations.iter().flatten().map(|(k, _)| k.clone());
+        finalizers
+            .chain(annotations)
+            .filter(|k| k.starts_with("cloud.teleport.dev/"))
+            .collect::<Vec<_>>()
+    };
+    let w = widgets(&remote).get("w-eu").await.unwrap();
+    assert_eq!(ours(&w.metadata), Vec::<String>::new(), "{:?}", w.metadata);
+    let c = caches(&remote).get("c-eu").await.unwrap();
+    assert_eq!(ours(&c.metadata), Vec::<String>::new(), "{:?}", c.metadata);
 }
