@@ -32,6 +32,20 @@ struct GadgetSpec {
     size: i32,
 }
 
+/// A kind without a status subresource, with a field the region owns.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "nostatus.agent.sync.dev",
+    version = "v1",
+    kind = "Gizmo",
+    namespaced
+)]
+struct GizmoSpec {
+    size: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zone: Option<String>,
+}
+
 /// Runs `sync-agent` with `args` to its end, within `timeout`.
 async fn run_to_end(args: &[String], timeout: Duration) -> Output {
     let child = Command::new(AGENT)
@@ -398,4 +412,89 @@ async fn two_resource_flags_sync_both_kinds_as_users_bound_to_the_printed_rbac()
     assert_eq!(ours(&w.metadata), Vec::<String>::new(), "{:?}", w.metadata);
     let c = caches(&remote).get("c-eu").await.unwrap();
     assert_eq!(ours(&c.metadata), Vec::<String>::new(), "{:?}", c.metadata);
+}
+
+#[tokio::test]
+async fn a_kind_without_status_is_synced_down_with_a_warning_and_keeps_its_local_only_field() {
+    let pair = shared_pair();
+    let (remote, local) = (
+        pair.remote.client().await.unwrap(),
+        pair.local.client().await.unwrap(),
+    );
+    for c in [&remote, &local] {
+        install_crd(c, Gizmo::crd()).await.unwrap();
+    }
+    let ns = unique_name("tenant");
+    namespace(&remote, &ns).await;
+    let gizmos = |c: &Client| Api::<Gizmo>::namespaced(c.clone(), &ns);
+    let spec = GizmoSpec {
+        size: 1,
+        zone: Some("from-remote".into()),
+    };
+    gizmos(&remote)
+        .create(&PostParams::default(), &Gizmo::new("g", spec))
+        .await
+        .unwrap();
+    let agent = Identity::new(pair, "agent-nostatus");
+    let kinds: Vec<String> = [
+        "--resource",
+        "gizmos.v1.nostatus.agent.sync.dev:local-only=/spec/zone",
+    ]
+    .map(String::from)
+    .to_vec();
+    agent.grant(pair, &kinds).await;
+    let mut args = agent.flags();
+    args.extend(agent.cluster_flags());
+    args.extend(kinds);
+    let mut process = ControllerProcess::spawn("sync-agent", Path::new(AGENT), &args);
+    process
+        .wait_for_line("the no-status warning", 0, Duration::from_secs(20), |l| {
+            l.is_warning()
+                && l.text.contains(
+                    "no status subresource on the remote (management) and local cluster: \
+                     syncing the spec down, and no status up",
+                )
+        })
+        .await;
+
+    // The spec comes down without the local-only field.
+    let copy = eventually(
+        "the local Gizmo",
+        &process,
+        Duration::from_secs(30),
+        || async {
+            match gizmos(&local).get_opt("g").await {
+                Ok(Some(g)) => Ok(g),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(copy.spec.size, 1);
+    assert_eq!(copy.spec.zone, None);
+    // The region sets it; a remote change comes down and leaves it as the region set it.
+    let merge = |v: Value| Patch::Merge(v);
+    let pp = PatchParams::default();
+    let zone = serde_json::json!({ "spec": { "zone": "eu-west-1a" } });
+    gizmos(&local).patch("g", &pp, &merge(zone)).await.unwrap();
+    let size = serde_json::json!({ "spec": { "size": 2 } });
+    gizmos(&remote).patch("g", &pp, &merge(size)).await.unwrap();
+    let copy = eventually(
+        "size 2 on the local Gizmo",
+        &process,
+        Duration::from_secs(20),
+        || async {
+            let g = gizmos(&local).get("g").await.map_err(|e| e.to_string())?;
+            (g.spec.size == 2)
+                .then_some(g.clone())
+                .ok_or(format!("{:?}", g.spec))
+        },
+    )
+    .await;
+    assert_eq!(copy.spec.zone.as_deref(), Some("eu-west-1a"));
+    assert!(
+        process.terminate(Duration::from_secs(15)).await,
+        "{}",
+        process.tail(30)
+    );
 }
