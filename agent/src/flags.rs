@@ -11,7 +11,8 @@ use sync_core::{DeletionBudget, SyncConfig};
 use sync_examples::flags::Clusters;
 use sync_names::Part;
 
-use crate::resource::{self, ON_REMOTE_DELETE, OPTIONS, PROPAGATION, Resource};
+use crate::options::{self, ON_REMOTE_DELETE, OPTIONS, PROPAGATION};
+use crate::resource::{self, Resource};
 
 /// The library's defaults, which the shared flags start from.
 fn defaults() -> SyncConfig {
@@ -230,11 +231,11 @@ impl SyncFlags {
             .remote_namespace_suffix(&self.remote_namespace_suffix)
             .local_namespace_suffix(&self.local_namespace_suffix)
             .namespace_prefix(&self.namespace_prefix)
-            .on_remote_delete(resource::named_value(
+            .on_remote_delete(options::named_value(
                 &ON_REMOTE_DELETE,
                 &self.on_remote_delete,
             ))
-            .propagation(resource::named_value(&PROPAGATION, &self.propagation))
+            .propagation(options::named_value(&PROPAGATION, &self.propagation))
             .deletion_budget(
                 self.deletion_budget,
                 Duration::from_secs(self.deletion_window_seconds),

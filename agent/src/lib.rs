@@ -1,7 +1,8 @@
 //! `sync-agent`: the sync of [`sync_core`] for any namespaced custom resource, with the kinds
 //! chosen at start-up instead of compiled in.
 //!
-//! - [`resource`]: `--resource PLURAL.VERSION.GROUP[:OPTIONS]` and each kind's options;
+//! - [`resource`]: `--resource PLURAL.VERSION.GROUP[:OPTIONS]`;
+//! - [`options`]: each kind's options, which override the shared flags;
 //! - [`file`]: `--config FILE`, the same in YAML;
 //! - [`flags`]: every flag and its environment variable, as the example agent's;
 //! - [`discovery`]: the checks on both clusters at start-up, before anything is written;
@@ -16,4 +17,5 @@ pub mod discovery;
 pub mod file;
 pub mod flags;
 pub mod manifests;
+pub mod options;
 pub mod resource;
