@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use kube::Client;
 use prometheus_client::registry::Registry;
-use sync_core::{DynamicKind, LeaderElection, Local, Metrics, ReleaseReport, Remote, SyncManager};
+use sync_core::{
+    DynamicKind, LeaderElection, Local, Metrics, ReleaseReport, Remote, SyncConfig, SyncManager,
+};
 use sync_examples::agent::client;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -16,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::discovery::{self, Cluster, Discovered};
-use crate::flags::Args;
+use crate::flags::{Args, SyncFlags};
+use crate::options::Options;
 use crate::resource::Resource;
 
 /// The client of the management cluster the flags name.
@@ -69,9 +72,9 @@ pub async fn release_all(
     for r in resources {
         let answer = discovery::ask(&remote, &r.name).await;
         let served = discovery::judge(Cluster::Remote, &r.name, answer)?;
-        // As the manager builds it: the kind's defaults, the shared flags, the kind's options.
+        // The configuration it runs with, so that its claims are recognised.
         let kind = DynamicKind::new(served.resource.clone());
-        let config = r.options.apply(args.sync.apply(kind.defaults()));
+        let config = kind_config(&args.sync, &r.options, kind.defaults());
         let report = sync_core::release_all_of(&served.resource, Remote(remote.clone()), &config)
             .await
             .with_context(|| format!("failed to release {}", r.name))?;
@@ -157,17 +160,26 @@ pub struct Agent {
     manager: SyncManager,
 }
 
-/// The manager of every checked kind, with the shared flags as every kind's defaults and each
-/// kind's options over them.
+/// The configuration a kind runs with, from `defaults` ([`DynamicKind::defaults`]): its name
+/// per region, as `#[derive(Syncable)]` gives a typed kind (`<kind>-sync` followed by the
+/// region's suffixes, such as `database-sync-eu`, adopting the claims of plain
+/// `database-sync`), then the shared flags, then the kind's options.
+pub fn kind_config(shared: &SyncFlags, options: &Options, defaults: SyncConfig) -> SyncConfig {
+    // Regions sharing a management cluster need names of their own, so that overlapping
+    // suffixes are detected; the kind's options may still name it outright.
+    let mut per_region = defaults;
+    per_region.name_per_region = true;
+    options.apply(shared.apply(per_region))
+}
+
+/// The manager of every checked kind, each configured by [`kind_config`].
 fn manager(
     args: &Args,
     remote: Client,
     local: Client,
     kinds: Vec<(Resource, Discovered)>,
 ) -> SyncManager {
-    let shared = args.sync.clone();
-    let mut manager =
-        SyncManager::new(Remote(remote), Local(local)).defaults(move |c| shared.apply(c));
+    let mut manager = SyncManager::new(Remote(remote), Local(local));
     for (r, found) in kinds {
         let kind = r
             .options
@@ -175,8 +187,9 @@ fn manager(
             .iter()
             .fold(DynamicKind::new(found.resource), |k, p| k.local_only(p))
             .status(found.status);
-        let options = r.options;
-        manager = manager.add_dynamic(kind, move |k| k.configure(|c| options.apply(c)));
+        let shared = &args.sync;
+        let options = &r.options;
+        manager = manager.add_dynamic(kind, |k| k.configure(|c| kind_config(shared, options, c)));
     }
     let leader = &args.leader;
     if leader.leader_election {
@@ -243,5 +256,49 @@ impl Agent {
         let served = server.await?;
         synced.context("sync")?;
         served.context("HTTP server")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use kube::discovery::ApiResource;
+
+    use super::*;
+
+    fn database() -> DynamicKind {
+        DynamicKind::new(ApiResource {
+            group: "acme.dev".into(),
+            version: "v1".into(),
+            api_version: "acme.dev/v1".into(),
+            kind: "Database".into(),
+            plural: "databases".into(),
+        })
+    }
+
+    fn config(flags: &[&str]) -> SyncConfig {
+        let args = Args::try_parse_from([&["sync-agent"], flags].concat()).unwrap();
+        let r = &args.kinds.resources().unwrap()[0];
+        kind_config(&args.sync, &r.options, database().defaults()).resolved()
+    }
+
+    #[test]
+    fn a_kind_is_named_per_region_as_the_derive_names_it() {
+        let eu = config(&["--resource", "databases.v1.acme.dev", "--remote-suffix=-eu"]);
+        assert_eq!(eu.controller_name, "database-sync-eu");
+        assert_eq!(eu.predecessors, ["database-sync"]);
+        let plain = config(&["--resource", "databases.v1.acme.dev"]);
+        assert_eq!(plain.controller_name, "database-sync");
+        // A kind's own suffix names its region too.
+        let own = config(&["--resource", "databases.v1.acme.dev:remote-suffix=-us"]);
+        assert_eq!(own.controller_name, "database-sync-us");
+        // An explicit name is taken as it is.
+        let named = config(&[
+            "--resource",
+            "databases.v1.acme.dev:controller-name=db",
+            "--remote-suffix=-eu",
+        ]);
+        assert_eq!(named.controller_name, "db");
+        assert!(named.predecessors.is_empty());
     }
 }
