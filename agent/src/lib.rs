@@ -3,7 +3,7 @@
 //!
 //! - [`resource`]: `--resource PLURAL.VERSION.GROUP[:OPTIONS]`;
 //! - [`options`]: each kind's options, which override the shared flags;
-//! - [`file`]: `--config FILE`, the same in YAML;
+//! - [`file`](mod@file): `--config FILE`, the same in YAML;
 //! - [`flags`]: every flag and its environment variable, as the example agent's;
 //! - [`discovery`]: the checks on both clusters at start-up, before anything is written;
 //! - [`manifests`]: `--print-rbac` and `--print-manifests`;
