@@ -154,7 +154,8 @@ pub async fn release_all_of(
     let keys = Keys::new(&config.domain);
     let mapping = Mapping::new(&config);
     let client = kube::Client::from(remote);
-    let shard = list_shard(&client, resource, &mapping).await?;
+    let selector = config.remote_label_selector.as_deref();
+    let shard = list_shard(&client, resource, &mapping, selector).await?;
     let params = PatchParams {
         field_manager: Some(config.controller_name.clone()),
         ..PatchParams::default()
@@ -194,6 +195,7 @@ async fn list_shard(
     client: &kube::Client,
     resource: &ApiResource,
     mapping: &Mapping,
+    selector: Option<&str>,
 ) -> Result<Vec<(ObjectKey, ObjectMeta)>, ReleaseError> {
     let api = Api::<DynamicObject>::all_with(client.clone(), resource);
     let list_error = |source| ReleaseError::List {
@@ -202,6 +204,9 @@ async fn list_shard(
     };
     let mut shard = Vec::new();
     let mut params = ListParams::default().limit(PAGE);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
     loop {
         let page = api.list_metadata(&params).await.map_err(list_error)?;
         for item in page.items {

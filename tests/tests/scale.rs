@@ -328,3 +328,87 @@ async fn a_long_wait_backs_off_and_ends_on_the_namespace_event() {
          not end on the namespace's event"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_label_selector_keeps_unlabelled_objects_out_of_the_cache() {
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local: Client = admin(&pair.local).await;
+    let ns = unique_name("selector");
+    create_namespace(&remote, &ns).await;
+    let region = format!("-{}", unique_name("r"));
+    let remotes: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    // Five objects of the shard without the region's label, then three with it.
+    create_all(&remotes, (0..5).map(|i| format!("plain{i}{region}"))).await;
+    join_all((0..3).map(|i| {
+        let remotes = remotes.clone();
+        let region = region.clone();
+        async move {
+            let mut o = db(&format!("labelled{i}{region}"), "1Gi");
+            o.metadata.labels = Some([("region".to_owned(), "eu".to_owned())].into());
+            remotes.create(&PostParams::default(), &o).await.unwrap();
+        }
+    }))
+    .await;
+
+    let user = unique_name("selector-ctl");
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region)
+        .remote_label_selector("region=eu");
+    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
+    eventually("the 3 labelled objects synced", SLOW, || async {
+        let list = locals
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut names: Vec<String> = list
+            .items
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .collect();
+        names.sort();
+        if names == ["labelled0", "labelled1", "labelled2"] {
+            Ok(())
+        } else {
+            Err(format!("local copies {names:?}"))
+        }
+    })
+    .await;
+    assert_eq!(cached(&registry, &user, "Remote"), Some(3));
+    // The unlabelled ones stay untouched: no claim, no finalizer.
+    for i in 0..5 {
+        let o = remotes.get(&format!("plain{i}{region}")).await.unwrap();
+        assert!(
+            o.metadata.finalizers.as_ref().is_none_or(Vec::is_empty),
+            "an unselected object got a finalizer: {:?}",
+            o.metadata
+        );
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_selector_the_server_refuses_stops_the_start_with_a_clear_error() {
+    let pair = setup().await;
+    let user = unique_name("bad-selector-ctl");
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_label_selector("region in (eu");
+    let (_stop, handle) = start_with_metrics(&user, config, Metrics::default()).await;
+    let result = tokio::time::timeout(SLOW, handle)
+        .await
+        .expect("run did not return")
+        .unwrap();
+    let err = result.expect_err("a selector the API server refuses was accepted");
+    let text = err.to_string();
+    assert!(
+        matches!(err, sync_core::RunError::InvalidConfig(_)) && text.contains("region in (eu"),
+        "unclear error: {text}"
+    );
+    let _ = pair;
+}

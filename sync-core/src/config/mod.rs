@@ -142,6 +142,12 @@ pub struct SyncConfig {
     /// Annotations put on each namespace the controller creates, next to its own (keys in the
     /// controller's [`domain`](SyncConfig::domain) are reserved for those).
     pub namespace_annotations: BTreeMap<String, String>,
+    /// A label selector (such as `region=eu`) that the remote watch sends to the API server:
+    /// remote objects without matching labels are never sent to this controller, never cached
+    /// and never synced. For deployments whose management plane labels each object with its
+    /// region; it narrows the shard the suffixes define, never widens it. `run` asks the remote
+    /// API server once at start-up and refuses a selector it refuses.
+    pub remote_label_selector: Option<String>,
 }
 
 impl SyncConfig {
@@ -163,6 +169,7 @@ impl SyncConfig {
             deletion_budget: DeletionBudget::default(),
             namespace_labels: BTreeMap::new(),
             namespace_annotations: BTreeMap::new(),
+            remote_label_selector: None,
         }
     }
 
@@ -397,6 +404,13 @@ impl SyncConfig {
         value: impl Into<String>,
     ) -> Self {
         self.namespace_annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets [`SyncConfig::remote_label_selector`].
+    #[must_use]
+    pub fn remote_label_selector(mut self, selector: impl Into<String>) -> Self {
+        self.remote_label_selector = Some(selector.into());
         self
     }
 

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared as SharedFuture};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::PartialObjectMeta;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::reflector;
 use tokio::sync::watch;
 use tracing::info;
@@ -137,6 +137,7 @@ impl KindBuilder<Dynamic> {
 /// One kind, set up and type-erased until it starts.
 struct Added {
     config: SyncConfig,
+    resource: ApiResource,
     check: Result<(), ConfigError>,
     start: Start,
 }
@@ -149,6 +150,7 @@ impl<K: SyncObject> KindBuilder<K> {
         let setup = self.setup;
         Added {
             config: setup.config.clone(),
+            resource: K::api_resource(&setup.kind),
             check,
             start: Box::new(move |shared, config| {
                 let running: Arc<dyn Running> = Inner::start(shared, KindSetup { config, ..setup });
@@ -399,6 +401,10 @@ impl SyncManager {
         if kinds.is_empty() {
             return Err(ConfigError::NoKinds.into());
         }
+        let resources: Vec<ApiResource> = kinds.iter().map(|k| k.resource.clone()).collect();
+        for (resource, config) in resources.iter().zip(&configs) {
+            check_selector(&settings.remote, resource, config).await?;
+        }
         let label = names.iter().cloned().collect::<Vec<_>>().join(",");
         // Under leader election nothing is written until the Lease is held.
         let fence = match &settings.leader {
@@ -472,6 +478,31 @@ impl SyncManager {
         shared.remote_reach.stop();
         shared.local_reach.stop();
         result
+    }
+}
+
+/// Asks the remote API server once whether it takes the kind's label selector: one it refuses
+/// would make the remote watch fail for good. Any other failure (the cluster is unreachable)
+/// is left to the watch, which retries.
+async fn check_selector(
+    remote: &Client,
+    resource: &ApiResource,
+    config: &SyncConfig,
+) -> Result<(), ConfigError> {
+    let Some(selector) = &config.remote_label_selector else {
+        return Ok(());
+    };
+    let api = Api::<DynamicObject>::all_with(remote.clone(), resource);
+    match api
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 400 => Err(ConfigError::Invalid {
+            field: "remote_label_selector",
+            value: selector.clone(),
+            problem: format!("the remote API server refuses it: {}", s.message),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -179,6 +179,11 @@ impl<K: SyncObject> Inner<K> {
         cfg: &watcher::Config,
     ) -> Trigger {
         let remote_api = Api::<DynamicObject>::all_with(self.remote.clone(), &self.ar);
+        let cfg = match &self.config.remote_label_selector {
+            Some(selector) => cfg.clone().labels(selector),
+            None => cfg.clone(),
+        };
+        let cfg = &cfg;
         let reach = self.remote_reach.clone();
         let health = self.watch_health(&reach);
         let (me, indexer, shard) = (self.clone(), self.clone(), self);
