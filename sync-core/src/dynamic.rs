@@ -11,7 +11,7 @@ use crate::clients::{Local, Remote};
 use crate::config::SyncConfig;
 use crate::error::ConfigError;
 use crate::runtime::SyncBuilder;
-use crate::syncable::SyncObject;
+use crate::syncable::{CachedError, SyncObject};
 
 /// A namespaced kind with a spec, chosen at run time: what [`Dynamic`] objects are.
 ///
@@ -162,6 +162,11 @@ impl Dynamic {
 
 impl SyncObject for Dynamic {
     type Kind = Arc<DynamicKind>;
+    type Cached = DynamicObject;
+
+    fn from_cached(kind: &Arc<DynamicKind>, cached: &DynamicObject) -> Result<Self, CachedError> {
+        Dynamic::from_dynamic(kind, cached).map_err(|e| CachedError(e.to_string()))
+    }
 
     fn api_resource(kind: &Arc<DynamicKind>) -> ApiResource {
         kind.resource.clone()

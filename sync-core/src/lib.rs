@@ -18,6 +18,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cached;
 mod clients;
 mod config;
 mod deletion;
@@ -41,6 +42,7 @@ mod runtime;
 mod scheduler;
 mod syncable;
 
+pub use cached::CachedObject;
 pub use clients::{Local, Remote};
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
@@ -54,7 +56,7 @@ pub use metrics::Metrics;
 pub use outcome::Reconciled;
 pub use release::{ReleaseReport, release_all, release_all_of};
 pub use runtime::{KindBuilder, SyncBuilder, SyncManager};
-pub use syncable::{SyncObject, Syncable};
+pub use syncable::{CachedError, SyncObject, Syncable};
 
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]

@@ -122,6 +122,24 @@ pub trait SyncObject: Clone + Debug + Send + Sync + 'static {
     /// [`DynamicKind`](crate::DynamicKind) for a runtime-chosen kind.
     type Kind: Clone + Debug + Send + Sync + 'static;
 
+    /// What the caches hold of an object of the kind: a
+    /// [`CachedObject`](crate::CachedObject) for a [`Syncable`] type (the parsed object),
+    /// the `DynamicObject` itself for a runtime-chosen kind.
+    type Cached: Resource<DynamicType = ApiResource>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+
+    /// Reads a cached object as the kind.
+    ///
+    /// # Errors
+    ///
+    /// When the object does not fit the kind (its spec does not parse).
+    fn from_cached(kind: &Self::Kind, cached: &Self::Cached) -> Result<Self, CachedError>;
+
     /// The API resource of the kind.
     fn api_resource(kind: &Self::Kind) -> ApiResource;
 
@@ -169,6 +187,14 @@ pub trait SyncObject: Clone + Debug + Send + Sync + 'static {
 
 impl<K: Syncable> SyncObject for K {
     type Kind = ();
+    type Cached = crate::CachedObject<K>;
+
+    fn from_cached((): &(), cached: &Self::Cached) -> Result<Self, CachedError> {
+        match cached {
+            crate::CachedObject::Parsed(k) => Ok(k.clone()),
+            crate::CachedObject::Unparsed { error, .. } => Err(CachedError(error.clone())),
+        }
+    }
 
     fn api_resource((): &()) -> ApiResource {
         ApiResource::erase::<K>(&())
@@ -220,3 +246,8 @@ impl<K: Syncable> SyncObject for K {
             .filter(|v| !v.is_null())
     }
 }
+
+/// Why a cached object does not fit its kind: the parse error, as text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CachedError(pub String);

@@ -148,6 +148,10 @@ pub struct SyncConfig {
     /// region; it narrows the shard the suffixes define, never widens it. `run` asks the remote
     /// API server once at start-up and refuses a selector it refuses.
     pub remote_label_selector: Option<String>,
+    /// The controller names of the other kinds of the same [`SyncManager`](crate::SyncManager):
+    /// a namespace one of them created is the manager's, so a local copy in it goes with its
+    /// remote object as in a namespace of this controller's own. Set by the manager.
+    pub(crate) partners: Vec<String>,
 }
 
 impl SyncConfig {
@@ -170,6 +174,7 @@ impl SyncConfig {
             namespace_labels: BTreeMap::new(),
             namespace_annotations: BTreeMap::new(),
             remote_label_selector: None,
+            partners: Vec::new(),
         }
     }
 

@@ -106,6 +106,15 @@ impl NamespaceState {
         }
     }
 
+    /// Whether another kind of `me`'s manager created it: the namespace is the manager's, so
+    /// `me`'s local copies in it go with their remote objects, as in a namespace of `me`'s own.
+    /// Deleting the namespace itself stays with its creator, which knows its own objects.
+    pub fn made_by_partner(&self, me: &SyncConfig) -> bool {
+        self.created_by
+            .as_deref()
+            .is_some_and(|c| me.partners.iter().any(|p| p == c))
+    }
+
     /// Whether a controller other than `me` and its predecessors marked it as needed.
     pub fn needed_by_another(&self, me: &SyncConfig) -> bool {
         self.needed_by.iter().any(|c| !me.is_own_name(c))
@@ -209,9 +218,11 @@ pub(super) fn plan_cleanup<K: SyncObject>(
             }
         });
     }
-    // In a namespace of ours that another object still needs, the local copy goes alone, so
-    // nothing of the deleted object keeps running; elsewhere only the resource policy deletes.
-    if (ours || policy == OnRemoteDelete::NamespaceOrResource)
+    // In a namespace of ours (or of another kind of our manager) that another object still
+    // needs, the local copy goes alone, so nothing of the deleted object keeps running;
+    // elsewhere only the resource policy deletes.
+    let managers = ns.is_some_and(|n| n.made_by_partner(me));
+    if (ours || managers || policy == OnRemoteDelete::NamespaceOrResource)
         && let Some(step) = delete_local(obs, cx)
     {
         return Some(step);

@@ -4,7 +4,6 @@
 use std::future::Future;
 
 use kube::Resource;
-use kube::api::DynamicObject;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, warn};
@@ -179,9 +178,9 @@ impl<K: SyncObject> Inner<K> {
         }
     }
 
-    pub(super) async fn warn_remote(
+    pub(super) async fn warn_remote<R: Resource<DynamicType = kube::api::ApiResource>>(
         &self,
-        remote: Option<&DynamicObject>,
+        remote: Option<&R>,
         reason: &str,
         action: &str,
         note: String,

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use kube::api::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
@@ -70,7 +69,7 @@ pub(super) enum Side {
 }
 
 impl<K: SyncObject> Inner<K> {
-    fn index_of(&self, side: Side) -> (&NamespaceIndex, &Store<DynamicObject>) {
+    fn index_of(&self, side: Side) -> (&NamespaceIndex, &Store<K::Cached>) {
         match side {
             Side::Remote => (&self.remote_index, &self.remote_store),
             Side::Local => (&self.local_index, &self.local_store),
@@ -78,7 +77,7 @@ impl<K: SyncObject> Inner<K> {
     }
 
     /// Where an object's local copy is, or would be.
-    fn indexed_key(&self, side: Side, o: &DynamicObject) -> Option<ObjectKey> {
+    fn indexed_key(&self, side: Side, o: &K::Cached) -> Option<ObjectKey> {
         match side {
             Side::Remote => self.mapping.to_local(&key_of(o)).ok(),
             Side::Local => Some(key_of(o)),
@@ -89,7 +88,7 @@ impl<K: SyncObject> Inner<K> {
     pub(super) fn index_before_cache(
         &self,
         side: Side,
-        event: &Result<watcher::Event<DynamicObject>, watcher::Error>,
+        event: &Result<watcher::Event<K::Cached>, watcher::Error>,
     ) {
         if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = event
             && let Some(key) = self.indexed_key(side, o)
@@ -100,7 +99,7 @@ impl<K: SyncObject> Inner<K> {
 
     /// Drops an object its cache let go of (`Some`), or rebuilds the index from the cache after
     /// a (re)list (`None`): objects that went while the watch was down sent no event.
-    pub(super) fn index_after_cache(&self, side: Side, touched: Option<&DynamicObject>) {
+    pub(super) fn index_after_cache(&self, side: Side, touched: Option<&K::Cached>) {
         let (index, store) = self.index_of(side);
         match touched {
             Some(o) => {

@@ -401,6 +401,13 @@ impl SyncManager {
         if kinds.is_empty() {
             return Err(ConfigError::NoKinds.into());
         }
+        for config in &mut configs {
+            config.partners = names
+                .iter()
+                .filter(|n| **n != config.controller_name)
+                .cloned()
+                .collect();
+        }
         let resources: Vec<ApiResource> = kinds.iter().map(|k| k.resource.clone()).collect();
         for (resource, config) in resources.iter().zip(&configs) {
             check_selector(&settings.remote, resource, config).await?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::stream::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
-use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::api::{ApiResource, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use tokio::sync::{Notify, mpsc};
@@ -139,8 +139,8 @@ struct Inner<K: SyncObject> {
     remote: Client,
     local: Client,
     ar: ApiResource,
-    remote_store: Store<DynamicObject>,
-    local_store: Store<DynamicObject>,
+    remote_store: Store<K::Cached>,
+    local_store: Store<K::Cached>,
     /// The local names of the remote objects whose copies belong in each local namespace.
     remote_index: NamespaceIndex,
     /// The local copies in each local namespace.
@@ -190,9 +190,9 @@ impl<K: SyncObject> Inner<K> {
             transform,
         } = setup;
         let ar = K::api_resource(&kind);
-        let remote_writer = reflector::store::Writer::new(ar.clone());
+        let remote_writer = reflector::store::Writer::<K::Cached>::new(ar.clone());
         let remote_store = remote_writer.as_reader();
-        let local_writer = reflector::store::Writer::new(ar.clone());
+        let local_writer = reflector::store::Writer::<K::Cached>::new(ar.clone());
         let local_store = local_writer.as_reader();
         let (secret_stores, secret_writers) = secret_caches(&config.secrets);
         let reporter = Reporter {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -15,6 +16,9 @@ use crate::mapping::ObjectKey;
 use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling, SiblingRemote};
 use crate::syncable::SyncObject;
 
+/// What the caches hold for one key: the remote object, its local copy, the local namespace.
+type Cached<C> = (Option<Arc<C>>, Option<Arc<C>>, Option<NamespaceState>);
+
 impl<K: SyncObject> Inner<K> {
     /// A local object, read as the kind.
     pub(super) fn typed(&self, o: &DynamicObject) -> Result<K, serde_json::Error> {
@@ -25,11 +29,15 @@ impl<K: SyncObject> Inner<K> {
     /// and copies the transformed spec. The remote spec is never written, so the transform
     /// never reaches the remote cluster.
     pub(super) fn remote_typed(&self, o: &DynamicObject) -> Result<K, serde_json::Error> {
-        let mut r = K::from_dynamic(&self.kind, o)?;
+        K::from_dynamic(&self.kind, o).map(|r| self.transformed(r))
+    }
+
+    /// The remote object as it goes down: transformed, if the program asked.
+    fn transformed(&self, mut r: K) -> K {
         if let Some(f) = &self.transform {
             f(&mut r);
         }
-        Ok(r)
+        r
     }
 
     /// What the plan for `key` rests on, or `None` when there is nothing to do now: a cache
@@ -48,7 +56,7 @@ impl<K: SyncObject> Inner<K> {
         }
 
         let local = match &local_dyn {
-            Some(o) => match self.typed(o) {
+            Some(o) => match K::from_cached(&self.kind, o) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     self.warn_remote(
@@ -65,14 +73,14 @@ impl<K: SyncObject> Inner<K> {
             None => None,
         };
         let remote = match remote_dyn {
-            Some(o) => match self.remote_typed(&o) {
+            Some(o) => match K::from_cached(&self.kind, &o).map(|r| self.transformed(r)) {
                 Ok(r) => RemoteState::Present(r),
                 // Clean-up needs only metadata: a terminating object is released even so.
-                Err(_) if o.metadata.deletion_timestamp.is_some() => {
-                    RemoteState::Unreadable(Box::new(o.metadata.clone()))
+                Err(_) if o.meta().deletion_timestamp.is_some() => {
+                    RemoteState::Unreadable(Box::new(o.meta().clone()))
                 }
                 Err(e) => {
-                    self.warn_remote(Some(&o), "InvalidSpec", "Convert",
+                    self.warn_remote(Some(o.as_ref()), "InvalidSpec", "Convert",
                         format!("remote object does not deserialise into the kind's type, so it is not synced: {e}")).await;
                     self.metrics.rejected("invalid_spec");
                     return Ok(None);
@@ -103,15 +111,7 @@ impl<K: SyncObject> Inner<K> {
 
     /// What the caches hold for `key`: the remote object, its local copy, and the local
     /// namespace.
-    fn cached(
-        &self,
-        key: &ObjectKey,
-        local_key: &ObjectKey,
-    ) -> (
-        Option<Arc<DynamicObject>>,
-        Option<Arc<DynamicObject>>,
-        Option<NamespaceState>,
-    ) {
+    fn cached(&self, key: &ObjectKey, local_key: &ObjectKey) -> Cached<K::Cached> {
         let remote_dyn = self
             .remote_store
             .get(&ObjectRef::new_with(&key.name, self.ar.clone()).within(&key.namespace));
@@ -233,8 +233,8 @@ impl<K: SyncObject> Inner<K> {
                 }
                 Some(Sibling::from_meta(
                     name,
-                    remote.as_ref().map(|r| &r.metadata),
-                    local.as_ref().map(|l| &l.metadata),
+                    remote.as_ref().map(|r| r.meta()),
+                    local.as_ref().map(|l| l.meta()),
                     &self.keys,
                 ))
             })

@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use kube::api::DynamicObject;
 use kube::core::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
@@ -44,8 +43,8 @@ impl<K: SyncObject> Inner<K> {
     pub(super) fn behind_own_write(
         &self,
         key: &ObjectKey,
-        remote_dyn: Option<&Arc<DynamicObject>>,
-        local_dyn: Option<&Arc<DynamicObject>>,
+        remote_dyn: Option<&Arc<K::Cached>>,
+        local_dyn: Option<&Arc<K::Cached>>,
     ) -> bool {
         // Copied out first: the guard must not live into the body, which locks again.
         let last_written = lock(&self.written).get(key).copied();
@@ -54,7 +53,7 @@ impl<K: SyncObject> Inner<K> {
             local: local_rv,
         }) = last_written
         {
-            let behind = |seen: Option<&Arc<DynamicObject>>, wrote: Option<u64>| matches!((seen.and_then(|o| rv(&o.metadata)), wrote), (Some(s), Some(w)) if s < w);
+            let behind = |seen: Option<&Arc<K::Cached>>, wrote: Option<u64>| matches!((seen.and_then(|o| rv(o.meta())), wrote), (Some(s), Some(w)) if s < w);
             if behind(remote_dyn, remote_rv) || behind(local_dyn, local_rv) {
                 return true;
             }

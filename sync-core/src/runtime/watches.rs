@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -31,9 +31,12 @@ pub(super) type Trigger = BoxStream<'static, ObjectKey>;
 pub(super) type SecretWriters = Vec<(String, reflector::store::Writer<Secret>)>;
 
 /// The write halves of the caches, one per watch.
-pub(super) struct Writers {
-    pub(super) remote: reflector::store::Writer<DynamicObject>,
-    pub(super) local: reflector::store::Writer<DynamicObject>,
+pub(super) struct Writers<C: Resource + Clone + 'static>
+where
+    C::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    pub(super) remote: reflector::store::Writer<C>,
+    pub(super) local: reflector::store::Writer<C>,
     pub(super) secrets: SecretWriters,
 }
 
@@ -161,7 +164,7 @@ fn report_watch_error(reach: &Reachability, e: &watcher::Error) {
 
 impl<K: SyncObject> Inner<K> {
     /// Starts every watch; the merged stream yields the remote key of each object touched.
-    pub(super) fn triggers(self: Arc<Self>, writers: Writers) -> Trigger {
+    pub(super) fn triggers(self: Arc<Self>, writers: Writers<K::Cached>) -> Trigger {
         let cfg = watcher::Config::default().any_semantic();
         let remote = self.clone().remote_triggers(writers.remote, &cfg);
         let local = self.clone().local_triggers(writers.local, &cfg);
@@ -175,10 +178,10 @@ impl<K: SyncObject> Inner<K> {
     /// The remote objects of this controller, each marking when its spec change was seen.
     fn remote_triggers(
         self: Arc<Self>,
-        writer: reflector::store::Writer<DynamicObject>,
+        writer: reflector::store::Writer<K::Cached>,
         cfg: &watcher::Config,
     ) -> Trigger {
-        let remote_api = Api::<DynamicObject>::all_with(self.remote.clone(), &self.ar);
+        let remote_api = Api::<K::Cached>::all_with(self.remote.clone(), &self.ar);
         let cfg = match &self.config.remote_label_selector {
             Some(selector) => cfg.clone().labels(selector),
             None => cfg.clone(),
@@ -219,10 +222,10 @@ impl<K: SyncObject> Inner<K> {
     /// The local copies, each marking when its status change was seen.
     fn local_triggers(
         self: Arc<Self>,
-        writer: reflector::store::Writer<DynamicObject>,
+        writer: reflector::store::Writer<K::Cached>,
         cfg: &watcher::Config,
     ) -> Trigger {
-        let local_api = Api::<DynamicObject>::all_with(self.local.clone(), &self.ar);
+        let local_api = Api::<K::Cached>::all_with(self.local.clone(), &self.ar);
         let reach = self.local_reach.clone();
         let health = self.watch_health(&reach);
         let (me, indexer, shard) = (self.clone(), self.clone(), self);
@@ -325,7 +328,7 @@ impl<K: SyncObject> Inner<K> {
     fn in_shard(
         &self,
         side: Side,
-        event: &Result<watcher::Event<DynamicObject>, watcher::Error>,
+        event: &Result<watcher::Event<K::Cached>, watcher::Error>,
     ) -> bool {
         let o = match event {
             Ok(
@@ -395,8 +398,8 @@ impl<K: SyncObject> Inner<K> {
             let copy = self
                 .local_store
                 .get(&ObjectRef::new_with(&local.name, self.ar.clone()).within(&local.namespace))?;
-            let uid = o.metadata.uid.as_deref()?;
-            (copy.metadata.uid.as_deref() == Some(uid)).then_some(key)
+            let uid = o.meta().uid.as_deref()?;
+            (copy.meta().uid.as_deref() == Some(uid)).then_some(key)
         })
     }
 
@@ -423,7 +426,7 @@ impl<K: SyncObject> Inner<K> {
         let shard = objects
             .iter()
             .filter(|o| self.is_ours(&key_of(o.as_ref())))
-            .map(|o| &o.metadata);
+            .map(|o| o.meta());
         let census = ClaimCensus::count(shard, &self.config, &self.keys);
         let me = &self.config.controller_name;
         if census.mostly_foreign()
