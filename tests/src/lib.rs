@@ -39,6 +39,7 @@ mod certs;
 pub mod controller;
 mod crd;
 pub mod crds;
+pub mod dynamic_kind;
 mod error;
 pub mod fragile;
 pub mod harness;
