@@ -4,8 +4,8 @@
 #![allow(missing_docs)]
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use crate::install_crd;
@@ -29,16 +29,27 @@ pub fn api_resource() -> ApiResource {
 /// The CRD, the same on both planes: a namespaced kind with a status subresource, whose spec
 /// has an `image`, a `replicas` count and a `region`.
 pub fn crd() -> CustomResourceDefinition {
+    crd_of(&api_resource())
+}
+
+/// A CRD with the schema of Gadget for the kind `ar` (another group, kind or plural), for a
+/// test that needs a kind of its own.
+pub fn crd_of(ar: &ApiResource) -> CustomResourceDefinition {
     serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{PLURAL}.{GROUP}")},
+        "metadata": {"name": format!("{}.{}", ar.plural, ar.group)},
         "spec": {
-            "group": GROUP,
+            "group": ar.group,
             "scope": "Namespaced",
-            "names": {"kind": KIND, "plural": PLURAL, "singular": "gadget", "listKind": "GadgetList"},
+            "names": {
+                "kind": ar.kind,
+                "plural": ar.plural,
+                "singular": ar.kind.to_lowercase(),
+                "listKind": format!("{}List", ar.kind)
+            },
             "versions": [{
-                "name": VERSION,
+                "name": ar.version,
                 "served": true,
                 "storage": true,
                 "subresources": {"status": {}},
@@ -89,21 +100,4 @@ pub fn gadget(name: &str, spec: Value) -> DynamicObject {
     let mut o = DynamicObject::new(name, &api_resource());
     o.data = json!({ "spec": spec });
     o
-}
-
-/// The value at `pointer` (e.g. `/spec/image`) of `o`, if any.
-pub fn at<'a>(o: &'a DynamicObject, pointer: &str) -> Option<&'a Value> {
-    o.data.pointer(pointer)
-}
-
-/// A controller owner reference to the Gadget `o`, for a local secret it owns.
-///
-/// # Panics
-///
-/// When `o` has no uid (it was never stored).
-pub fn controller_owner_ref(
-    o: &DynamicObject,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-    o.controller_owner_ref(&api_resource())
-        .expect("a stored object has a uid")
 }

@@ -1,0 +1,916 @@
+//! Several kinds in one process (issue 12): a `SyncManager` runs two derived kinds (`Widget`,
+//! `Cache`) and one chosen at run time (`Gadget`, which has no Rust type, through
+//! `DynamicKind`) with one Lease, one readiness and one shutdown; a dynamic kind keeps its
+//! local-only fields; and a typed `transform_spec` puts a region override on the local copy
+//! without a write loop. Two real control planes; every manager runs as its own user, bound
+//! only to the union of the RBAC rules `sync_core::rbac` emits for its kinds.
+//!
+//! The test reads and writes every kind through `DynamicObject`, so one set of helpers serves
+//! the three; the manager under test uses the typed kinds.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::ObjectMeta;
+use kube::{Client, CustomResourceExt, ResourceExt};
+use serde_json::{Value, json};
+use sync_core::{
+    Dynamic, DynamicKind, KindBuilder, LeaderElection, Local, Propagation, Remote, RunError,
+    SyncManager, Syncable, rbac,
+};
+use sync_tests::crds::{Widget, WidgetSpec};
+use sync_tests::dynamic_kind;
+use sync_tests::second_kind::{self, Cache};
+use sync_tests::{AuditEvent, AuditMark, install_crd};
+use tokio::sync::{OnceCell, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// How long a kept namespace and kept siblings are watched after an object's remote was
+/// released, to catch a deletion that comes a little later.
+const HOLD: Duration = Duration::from_secs(2);
+/// The lease duration of the leader-election tests: short, so a handover is quick.
+const LEASE_SECONDS: u64 = 6;
+
+/// The shared pair with this binary's CRDs installed once: Widget, Cache and Gadget, the same
+/// on both planes; and this test's clients and names.
+async fn env(prefix: &str) -> T {
+    static CRDS: OnceCell<()> = OnceCell::const_new();
+    let t = test_env(prefix).await;
+    CRDS.get_or_init(|| async {
+        install_crd(&t.r, Widget::crd()).await.unwrap();
+        install_crd(&t.l, Widget::crd()).await.unwrap();
+        second_kind::install_crds(&t.r, &t.l).await;
+        dynamic_kind::install_crds(&t.r, &t.l).await;
+    })
+    .await;
+    t
+}
+
+/// One synced kind as the test sees it, whatever its Rust type (if any).
+#[derive(Clone, Debug)]
+struct Kind {
+    ar: ApiResource,
+}
+
+impl Kind {
+    fn widget() -> Kind {
+        Kind {
+            ar: ApiResource::erase::<Widget>(&()),
+        }
+    }
+    fn cache() -> Kind {
+        Kind {
+            ar: ApiResource::erase::<Cache>(&()),
+        }
+    }
+    fn gadget() -> Kind {
+        Kind {
+            ar: dynamic_kind::api_resource(),
+        }
+    }
+    fn api(&self, c: &Client, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(c.clone(), ns, &self.ar)
+    }
+    fn object(&self, name: &str, spec: Value) -> DynamicObject {
+        let mut o = DynamicObject::new(name, &self.ar);
+        o.data = json!({ "spec": spec });
+        o
+    }
+}
+
+fn spec(o: &DynamicObject) -> &Value {
+    &o.data["spec"]
+}
+
+fn status(o: &DynamicObject) -> &Value {
+    &o.data["status"]
+}
+
+fn annotation(o: &DynamicObject, key: &str) -> Option<String> {
+    o.annotations().get(&format!("{D}/{key}")).cloned()
+}
+
+fn claimed(r: &DynamicObject) -> bool {
+    r.finalizers().contains(&format!("{D}/sync-local"))
+}
+
+/// The remote object and its local copy in a few words, for failure messages.
+fn pair_of(r: &DynamicObject, l: Option<&DynamicObject>) -> String {
+    format!(
+        "remote gen {:?} annotations {:?} finalizers {:?} spec {} status {}; local {}",
+        r.metadata.generation,
+        r.metadata.annotations,
+        r.finalizers(),
+        spec(r),
+        status(r),
+        l.map_or_else(
+            || "none".to_owned(),
+            |l| format!(
+                "gen {:?} spec {} status {}",
+                l.metadata.generation,
+                spec(l),
+                status(l)
+            )
+        )
+    )
+}
+
+/// Waits until the remote object `name` in `ns` and its local copy satisfy `ok`; returns both.
+async fn wait_for(
+    t: &T,
+    k: &Kind,
+    ns: &str,
+    name: &str,
+    what: &str,
+    ok: impl Fn(&DynamicObject, &DynamicObject) -> bool,
+) -> (DynamicObject, DynamicObject) {
+    let (ra, la) = (k.api(&t.r, ns), k.api(&t.l, ns));
+    eventually(
+        &format!("{} {ns}/{name}: {what}", k.ar.kind),
+        WAIT,
+        || async {
+            let r = ra.get(name).await.map_err(|e| e.to_string())?;
+            let l = la.get_opt(name).await.map_err(|e| e.to_string())?;
+            match l {
+                Some(l) if ok(&r, &l) => Ok((r, l)),
+                l => Err(pair_of(&r, l.as_ref())),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until the remote object is claimed, its local copy has its spec, and the remote
+/// records the generations applied.
+async fn converged(t: &T, k: &Kind, ns: &str, name: &str) -> (DynamicObject, DynamicObject) {
+    wait_for(t, k, ns, name, "converged", |r, l| {
+        claimed(r)
+            && spec(l) == spec(r)
+            && annotation(r, "sync-remote-generation")
+                == r.metadata.generation.map(|g| g.to_string())
+            && annotation(r, "sync-local-generation")
+                == l.metadata.generation.map(|g| g.to_string())
+    })
+    .await
+}
+
+/// Merges `patch` into the spec of the object `name` on the cluster of `c`.
+async fn patch_spec(c: &Client, k: &Kind, ns: &str, name: &str, patch: Value) {
+    k.api(c, ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": patch })),
+        )
+        .await
+        .unwrap();
+}
+
+/// Plays the local controller: writes `status`, with `observedGeneration` set to the local
+/// copy's generation, and returns the status written.
+async fn set_local_status(t: &T, k: &Kind, ns: &str, name: &str, mut status: Value) -> Value {
+    let api = k.api(&t.l, ns);
+    let g = api.get(name).await.unwrap().metadata.generation.unwrap();
+    status["observedGeneration"] = json!(g);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .unwrap();
+    status
+}
+
+/// The union of the rules `sync_core::rbac` emits for each kind added to a manager, taken from
+/// the configuration each kind really runs with.
+#[derive(Clone)]
+struct Rbac {
+    leader_election: bool,
+    rules: Arc<Mutex<(Vec<PolicyRule>, Vec<PolicyRule>)>>,
+}
+
+impl Rbac {
+    fn new(leader_election: bool) -> Rbac {
+        Rbac {
+            leader_election,
+            rules: Arc::default(),
+        }
+    }
+
+    /// Records the rules of the typed kind `K` as configured in `k`, and hands `k` back.
+    fn typed<K: Syncable>(&self, k: KindBuilder<K>) -> KindBuilder<K> {
+        let mut rules = self.rules.lock().unwrap();
+        rules.0.extend(rbac::remote_rules::<K>(k.config()));
+        rules
+            .1
+            .extend(rbac::local_rules::<K>(k.config(), self.leader_election));
+        drop(rules);
+        k
+    }
+
+    /// Records the rules of the dynamic kind `ar` as configured in `k`, and hands `k` back.
+    fn dynamic(&self, ar: &ApiResource, k: KindBuilder<Dynamic>) -> KindBuilder<Dynamic> {
+        let mut rules = self.rules.lock().unwrap();
+        rules.0.extend(rbac::remote_rules_for(ar, k.config()));
+        rules
+            .1
+            .extend(rbac::local_rules_for(ar, k.config(), self.leader_election));
+        drop(rules);
+        k
+    }
+
+    /// As [`Rbac::dynamic`], for the Gadget kind.
+    fn gadget(&self, k: KindBuilder<Dynamic>) -> KindBuilder<Dynamic> {
+        self.dynamic(&dynamic_kind::api_resource(), k)
+    }
+
+    /// Binds `user` on each cluster to the rules recorded.
+    async fn grant(&self, user: &str) {
+        let (remote, local) = self.rules.lock().unwrap().clone();
+        assert!(!remote.is_empty(), "no kind recorded its rules");
+        grant(&admin(&pair().remote).await, user, remote).await;
+        grant(&admin(&pair().local).await, user, local).await;
+    }
+}
+
+/// A manager running in the background as its own user.
+struct Running {
+    user: String,
+    ready: watch::Receiver<bool>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), RunError>>>,
+}
+
+impl Running {
+    /// Stops it and checks that `run` returned `Ok`.
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let result = tokio::time::timeout(WAIT, h)
+                .await
+                .unwrap_or_else(|_| panic!("the manager of {} did not stop", self.user));
+            result.unwrap().unwrap();
+        }
+    }
+
+    /// Waits until its readiness is true.
+    async fn wait_ready(&mut self) {
+        let user = self.user.clone();
+        tokio::time::timeout(WAIT, self.ready.wait_for(|r| *r))
+            .await
+            .unwrap_or_else(|_| panic!("the manager of {user} was not ready after {WAIT:?}"))
+            .unwrap_or_else(|_| panic!("the manager of {user} stopped before it was ready"));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Starts a manager as `user` with only the RBAC its kinds need: `kinds` adds them to the
+/// manager and records each one's rules in the `Rbac` it is given.
+async fn start(
+    user: &str,
+    leader: Option<LeaderElection>,
+    kinds: impl FnOnce(SyncManager, &Rbac) -> SyncManager,
+) -> Running {
+    let rbac = Rbac::new(leader.is_some());
+    let remote = pair().remote.client_as(user, &[]).await.unwrap();
+    let local = pair().local.client_as(user, &[]).await.unwrap();
+    let mut manager = kinds(SyncManager::new(Remote(remote), Local(local)), &rbac)
+        .shutdown_deadline(Duration::from_secs(5));
+    if let Some(leader) = leader {
+        manager = manager.leader_election(leader);
+    }
+    rbac.grant(user).await;
+    let ready = manager.readiness();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(manager.run(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        user: user.to_owned(),
+        ready,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+fn fast<K: sync_core::SyncObject>(k: KindBuilder<K>) -> KindBuilder<K> {
+    k.backoff(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+/// The three kinds of the manager tests, under controller names of this test (`base-w`,
+/// `base-c`, `base-g`), in the namespaces of `t`. Widgets and Gadgets send up the local secret
+/// `wcreds` and `gcreds`. Local deletions are in the background: a foreground deletion of a
+/// kind the garbage collector has not discovered yet (it looks every 30 s) would wait for it.
+fn three_kinds(t: &T, base: &str) -> impl FnOnce(SyncManager, &Rbac) -> SyncManager {
+    let prefix = t.prefix();
+    let base = base.to_owned();
+    move |m, rbac| {
+        m.defaults(move |c| {
+            c.namespace_prefix(prefix.clone())
+                .propagation(Propagation::Background)
+        })
+        .add::<Widget>(|k| {
+            rbac.typed(fast(k.configure(|c| {
+                c.controller_name(format!("{base}-w")).secrets(["wcreds"])
+            })))
+        })
+        .add::<Cache>(|k| {
+            rbac.typed(fast(
+                k.configure(|c| c.controller_name(format!("{base}-c"))),
+            ))
+        })
+        .add_dynamic(DynamicKind::new(dynamic_kind::api_resource()), |k| {
+            rbac.gadget(fast(k.configure(|c| {
+                c.controller_name(format!("{base}-g")).secrets(["gcreds"])
+            })))
+        })
+    }
+}
+
+/// The first objects of the three kinds, in `ns`: a Widget `w1`, a Cache `c1`, a Gadget `g1`.
+fn first_objects() -> [(Kind, &'static str, Value); 3] {
+    [
+        (Kind::widget(), "w1", json!({"size": 1, "color": "blue"})),
+        (Kind::cache(), "c1", json!({"size": "1Gi"})),
+        (Kind::gadget(), "g1", json!({"image": "v1", "replicas": 2})),
+    ]
+}
+
+async fn create_remote(t: &T, k: &Kind, ns: &str, name: &str, spec: Value) {
+    k.api(&t.r, ns)
+        .create(&PostParams::default(), &k.object(name, spec))
+        .await
+        .unwrap();
+}
+
+fn secret(name: &str, ns: &str, value: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "password".to_string(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+fn password(s: &Secret) -> String {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_default()
+}
+
+/// The local namespace in a few words, for failure messages.
+fn describe_ns(ns: Option<&Namespace>) -> String {
+    match ns {
+        None => "gone".to_owned(),
+        Some(n) => format!(
+            "uid {:?}, deletionTimestamp {:?}, annotations {:?}",
+            n.metadata.uid, n.metadata.deletion_timestamp, n.metadata.annotations
+        ),
+    }
+}
+
+/// Deletes the remote object, waits until it is released and gone and its local copy is
+/// gone, then checks for [`HOLD`] that the local namespace is the same live one and that
+/// every `kept` local object (kind, name, uid) is still the same object.
+async fn delete_and_keep_namespace(
+    t: &T,
+    k: &Kind,
+    name: &str,
+    ns_uid: &str,
+    kept: &[(Kind, &str, String)],
+) {
+    let ns = &t.ns;
+    k.api(&t.r, ns)
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    for (c, side) in [(&t.r, "remote"), (&t.l, "local")] {
+        let api = k.api(c, ns);
+        eventually(
+            &format!("the {side} {} {ns}/{name} to be gone", k.ar.kind),
+            WAIT,
+            || async {
+                match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                    None => Ok(()),
+                    Some(o) => Err(format!(
+                        "still there: deletionTimestamp {:?}, finalizers {:?}",
+                        o.metadata.deletion_timestamp,
+                        o.finalizers()
+                    )),
+                }
+            },
+        )
+        .await;
+    }
+    let until = tokio::time::Instant::now() + HOLD;
+    loop {
+        let n = Api::<Namespace>::all(t.l.clone())
+            .get_opt(ns)
+            .await
+            .unwrap();
+        assert!(
+            n.as_ref()
+                .is_some_and(|n| n.metadata.deletion_timestamp.is_none()
+                    && n.metadata.uid.as_deref() == Some(ns_uid)),
+            "the shared local namespace {ns} was not kept after the {} {name} went; now: {}",
+            k.ar.kind,
+            describe_ns(n.as_ref())
+        );
+        for (kk, kname, uid) in kept {
+            let now = kk.api(&t.l, ns).get_opt(kname).await.unwrap();
+            assert_eq!(
+                now.as_ref().and_then(ResourceExt::uid).as_deref(),
+                Some(uid.as_str()),
+                "the local {} {ns}/{kname} was not kept after the {} {name} went (None = gone)",
+                kk.ar.kind,
+                k.ar.kind
+            );
+        }
+        if tokio::time::Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_kinds_in_one_manager_sync_both_ways_and_share_a_namespace_until_the_last_goes() {
+    let t = env("three").await;
+    let ns = t.ns.clone();
+    let rs = Api::<Secret>::namespaced(t.r.clone(), &ns);
+    for name in ["wcreds", "gcreds"] {
+        rs.create(&PostParams::default(), &secret(name, &ns, "old"))
+            .await
+            .unwrap();
+    }
+    let mut m = start(&t.name, None, three_kinds(&t, &t.name)).await;
+    m.wait_ready().await;
+
+    // Create: each kind's local copy appears in the one mapped namespace.
+    for (k, name, spec) in first_objects() {
+        create_remote(&t, &k, &ns, name, spec).await;
+    }
+    let mut locals = Vec::new();
+    for (k, name, _) in first_objects() {
+        locals.push(converged(&t, &k, &ns, name).await.1);
+    }
+    let local_ns = Api::<Namespace>::all(t.l.clone()).get(&ns).await.unwrap();
+    assert!(
+        local_ns
+            .annotations()
+            .contains_key(&format!("{D}/sync-owner")),
+        "the local namespace was not created by the manager: {}",
+        describe_ns(Some(&local_ns))
+    );
+    let ns_uid = local_ns.uid().unwrap();
+
+    // Update: a spec change of each kind goes down.
+    let changes = [
+        json!({"size": 2}),
+        json!({"size": "2Gi"}),
+        json!({"image": "v2"}),
+    ];
+    for ((k, name, _), change) in first_objects().into_iter().zip(changes) {
+        patch_spec(&t.r, &k, &ns, name, change).await;
+    }
+    for (k, name, _) in first_objects() {
+        let (r, l) = converged(&t, &k, &ns, name).await;
+        assert_eq!(spec(&l), spec(&r));
+    }
+
+    // Status: what the local controller reports goes up, for each kind.
+    let statuses = [
+        json!({"phase": "Ready"}),
+        json!({"ready": true}),
+        json!({"phase": "Running"}),
+    ];
+    for ((k, name, _), s) in first_objects().into_iter().zip(statuses) {
+        let written = set_local_status(&t, &k, &ns, name, s).await;
+        wait_for(&t, &k, &ns, name, "the local status up", |r, _| {
+            *status(r) == written
+        })
+        .await;
+    }
+
+    // Secrets: a configured secret controlled by the local copy goes up, for a derived kind
+    // and for the dynamic one.
+    let ls = Api::<Secret>::namespaced(t.l.clone(), &ns);
+    for (k, owner, name) in [
+        (Kind::widget(), &locals[0], "wcreds"),
+        (Kind::gadget(), &locals[2], "gcreds"),
+    ] {
+        let mut s = secret(name, &ns, "new");
+        s.metadata.owner_references = Some(vec![owner.controller_owner_ref(&k.ar).unwrap()]);
+        ls.create(&PostParams::default(), &s).await.unwrap();
+    }
+    for (k, owner, name) in [
+        (Kind::widget(), "w1", "wcreds"),
+        (Kind::gadget(), "g1", "gcreds"),
+    ] {
+        let remote_owner = k.api(&t.r, &ns).get(owner).await.unwrap().uid().unwrap();
+        let rs = rs.clone();
+        eventually(
+            &format!("the local secret {name} up, owned by the remote {owner}"),
+            WAIT,
+            || async {
+                let s = rs.get(name).await.map_err(|e| e.to_string())?;
+                let owner = s
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .and_then(|o| o.iter().find(|o| o.controller == Some(true)))
+                    .map(|o| o.uid.clone());
+                if password(&s) == "new" && owner.as_deref() == Some(remote_owner.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("password {:?}, controller {owner:?}", password(&s)))
+                }
+            },
+        )
+        .await;
+    }
+
+    // Delete: each remote deletion removes its local copy; the namespace stays while any
+    // object of any kind still needs it, and goes with the last.
+    let uid = |i: usize| locals[i].uid().unwrap();
+    delete_and_keep_namespace(
+        &t,
+        &Kind::widget(),
+        "w1",
+        &ns_uid,
+        &[
+            (Kind::cache(), "c1", uid(1)),
+            (Kind::gadget(), "g1", uid(2)),
+        ],
+    )
+    .await;
+    delete_and_keep_namespace(
+        &t,
+        &Kind::cache(),
+        "c1",
+        &ns_uid,
+        &[(Kind::gadget(), "g1", uid(2))],
+    )
+    .await;
+    Kind::gadget()
+        .api(&t.r, &ns)
+        .delete("g1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let nsa = Api::<Namespace>::all(t.l.clone());
+    eventually(
+        &format!("the local namespace {ns} to be deleted with the last object"),
+        WAIT,
+        || async {
+            let n = nsa.get_opt(&ns).await.map_err(|e| e.to_string())?;
+            match &n {
+                Some(n) if n.metadata.deletion_timestamp.is_none() => Err(describe_ns(Some(n))),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+    t.gone(&Kind::gadget().api(&t.r, &ns), "g1").await;
+    m.stop().await;
+}
+
+/// Writes by `user` other than to Leases, on both planes since `marks`.
+fn object_writes(marks: &(AuditMark, AuditMark), user: &str) -> Vec<AuditEvent> {
+    writes_on_both_since(marks, user)
+        .into_iter()
+        .filter(|e| e.resource != "leases")
+        .collect()
+}
+
+/// Which resources `events` created or updated successfully, for "every kind was written".
+fn written_resources(events: &[AuditEvent]) -> Vec<String> {
+    let mut r: Vec<String> = events
+        .iter()
+        .filter(|e| e.code < 300)
+        .map(|e| e.resource.clone())
+        .collect();
+    r.sort();
+    r.dedup();
+    r
+}
+
+async fn wait_holder(l: &Client, lease_ns: &str, lease: &str, identity: &str) {
+    let api = Api::<Lease>::namespaced(l.clone(), lease_ns);
+    eventually(
+        &format!("the Lease {lease_ns}/{lease} held by {identity}"),
+        WAIT,
+        || async {
+            let held = api
+                .get_opt(lease)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity);
+            if held.as_deref() == Some(identity) {
+                Ok(())
+            } else {
+                Err(format!("holder {held:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Exactly one Lease in `lease_ns`, named `lease`.
+async fn one_lease(l: &Client, lease_ns: &str, lease: &str) {
+    let names: Vec<String> = Api::<Lease>::namespaced(l.clone(), lease_ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    assert_eq!(
+        names,
+        [lease],
+        "the manager of three kinds must hold one Lease"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_of_a_three_kind_manager_share_one_lease_and_only_the_leader_writes() {
+    let t = env("mgrha").await;
+    let lease_ns = format!("{}lease", t.prefix());
+    create_namespace(&t.l, &lease_ns).await;
+    let lease = t.name.clone();
+    let election = |identity: &str| {
+        LeaderElection::new(&lease, &lease_ns, identity)
+            .lease_duration(Duration::from_secs(LEASE_SECONDS))
+    };
+    // One manager (one set of controller names), two replicas, each with a user of its own
+    // so the audit logs tell their writes apart.
+    let (user_a, user_b) = (format!("{}-a", t.name), format!("{}-b", t.name));
+    let a = start(&user_a, Some(election("a")), three_kinds(&t, &t.name)).await;
+    wait_holder(&t.l, &lease_ns, &lease, "a").await;
+    let mut b = start(&user_b, Some(election("b")), three_kinds(&t, &t.name)).await;
+    b.wait_ready().await;
+
+    let since = marks();
+    for (k, name, spec) in first_objects() {
+        create_remote(&t, &k, &t.ns, name, spec).await;
+    }
+    for (k, name, _) in first_objects() {
+        converged(&t, &k, &t.ns, name).await;
+    }
+    let by_b = object_writes(&since, &user_b);
+    assert!(
+        by_b.is_empty(),
+        "the standby wrote:{}",
+        describe(&by_b.iter().collect::<Vec<_>>())
+    );
+    let by_a = written_resources(&object_writes(&since, &user_a));
+    for kind in ["widgets", "caches", "gadgets"] {
+        assert!(
+            by_a.iter().any(|r| r == kind),
+            "the leader wrote no {kind}; it wrote {by_a:?}"
+        );
+    }
+    one_lease(&t.l, &lease_ns, &lease).await;
+
+    // The leader stops and releases the Lease: the standby takes over every kind.
+    a.stop().await;
+    wait_holder(&t.l, &lease_ns, &lease, "b").await;
+    let since = marks();
+    let changes = [
+        json!({"size": 3}),
+        json!({"size": "3Gi"}),
+        json!({"image": "v3"}),
+    ];
+    for ((k, name, _), change) in first_objects().into_iter().zip(changes) {
+        patch_spec(&t.r, &k, &t.ns, name, change).await;
+    }
+    for (k, name, _) in first_objects() {
+        converged(&t, &k, &t.ns, name).await;
+    }
+    let by_a = object_writes(&since, &user_a);
+    assert!(
+        by_a.is_empty(),
+        "the stopped replica wrote:{}",
+        describe(&by_a.iter().collect::<Vec<_>>())
+    );
+    let by_b = written_resources(&object_writes(&since, &user_b));
+    for kind in ["widgets", "caches", "gadgets"] {
+        assert!(
+            by_b.iter().any(|r| r == kind),
+            "the new leader wrote no {kind}; it wrote {by_b:?}"
+        );
+    }
+    one_lease(&t.l, &lease_ns, &lease).await;
+    b.stop().await;
+}
+
+/// A manager of the Gadget kind alone, whose `/spec/replicas` is local-only.
+fn gadgets_with_local_replicas(t: &T) -> impl FnOnce(SyncManager, &Rbac) -> SyncManager {
+    let prefix = t.prefix();
+    move |m, rbac| {
+        m.defaults(move |c| c.namespace_prefix(prefix.clone()))
+            .add_dynamic(
+                DynamicKind::new(dynamic_kind::api_resource()).local_only("/spec/replicas"),
+                |k| rbac.gadget(fast(k)),
+            )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_kinds_local_only_field_is_left_as_set_while_the_rest_follows_the_remote() {
+    let t = env("localonly").await;
+    let ns = &t.ns;
+    let k = Kind::gadget();
+    let m = start(&t.name, None, gadgets_with_local_replicas(&t)).await;
+    create_remote(&t, &k, ns, "g1", json!({"image": "v1", "replicas": 2})).await;
+    let (_, l) = wait_for(&t, &k, ns, "g1", "created, claimed", |r, l| {
+        claimed(r) && spec(l)["image"] == "v1"
+    })
+    .await;
+    assert_eq!(
+        spec(&l).get("replicas"),
+        None,
+        "the local-only field was copied down on creation"
+    );
+
+    // Set by hand locally, then the remote changes both fields.
+    patch_spec(&t.l, &k, ns, "g1", json!({"replicas": 5})).await;
+    patch_spec(&t.r, &k, ns, "g1", json!({"image": "v2", "replicas": 7})).await;
+    wait_for(&t, &k, ns, "g1", "the new image down", |r, l| {
+        spec(l)["image"] == "v2"
+            && annotation(r, "sync-remote-generation")
+                == r.metadata.generation.map(|g| g.to_string())
+            && annotation(r, "sync-local-generation")
+                == l.metadata.generation.map(|g| g.to_string())
+    })
+    .await;
+    // Nothing reverts the hand-set value later, and nothing is written for it.
+    let since = marks();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let l = k.api(&t.l, ns).get("g1").await.unwrap();
+    assert_eq!(
+        spec(&l)["replicas"],
+        json!(5),
+        "the local-only field was not left as set: {}",
+        spec(&l)
+    );
+    let idle = writes_on_both_since(&since, &t.name);
+    assert!(
+        idle.is_empty(),
+        "writes for a local-only difference:{}",
+        describe(&idle.iter().collect::<Vec<_>>())
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_only_pointer_outside_the_spec_is_refused_at_start() {
+    let t = env("badptr").await;
+    let manager = SyncManager::new(Remote(t.r.clone()), Local(t.l.clone())).add_dynamic(
+        DynamicKind::new(dynamic_kind::api_resource()).local_only("/metadata/labels"),
+        |k| k,
+    );
+    let result = tokio::time::timeout(WAIT, manager.run(std::future::pending()))
+        .await
+        .expect("run did not refuse the configuration");
+    assert!(
+        matches!(result, Err(RunError::InvalidConfig(_))),
+        "run returned {result:?}"
+    );
+}
+
+/// The region override of the transform tests.
+const REGION_COLOR: &str = "eu-red";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_spec_transform_puts_a_region_override_down_and_writes_nothing_while_idle() {
+    let t = env("transform").await;
+    let ns = &t.ns;
+    let k = Kind::widget();
+    let prefix = t.prefix();
+    let m = start(&t.name, None, move |m, rbac| {
+        m.defaults(move |c| c.namespace_prefix(prefix.clone()))
+            .add::<Widget>(|k| {
+                rbac.typed(fast(k).transform_spec(|s: &mut WidgetSpec| {
+                    s.color = Some(REGION_COLOR.to_owned());
+                }))
+            })
+    })
+    .await;
+    create_remote(&t, &k, ns, "w1", json!({"size": 1, "color": "blue"})).await;
+    let transformed = |r: &DynamicObject, l: &DynamicObject| {
+        claimed(r)
+            && spec(l)["size"] == spec(r)["size"]
+            && spec(l)["color"] == REGION_COLOR
+            && annotation(r, "sync-remote-generation")
+                == r.metadata.generation.map(|g| g.to_string())
+            && annotation(r, "sync-local-generation")
+                == l.metadata.generation.map(|g| g.to_string())
+    };
+    let (r, _) = wait_for(&t, &k, ns, "w1", "the override down", transformed).await;
+    assert_eq!(
+        *spec(&r),
+        json!({"size": 1, "color": "blue"}),
+        "the remote spec was changed"
+    );
+
+    // A remote change still goes down, with the override; a local edit of the overridden
+    // field is drift, reverted to the override.
+    patch_spec(&t.r, &k, ns, "w1", json!({"size": 2})).await;
+    wait_for(&t, &k, ns, "w1", "the change down", |r, l| {
+        transformed(r, l) && spec(l)["size"] == 2
+    })
+    .await;
+    patch_spec(&t.l, &k, ns, "w1", json!({"color": "green"})).await;
+    wait_for(&t, &k, ns, "w1", "the local edit reverted", transformed).await;
+    let written = set_local_status(&t, &k, ns, "w1", json!({"phase": "Ready"})).await;
+    let (r, _) = wait_for(&t, &k, ns, "w1", "the status up", |r, l| {
+        transformed(r, l) && *status(r) == written
+    })
+    .await;
+    assert_eq!(spec(&r)["color"], "blue", "the remote spec was changed");
+
+    // Converged: over an idle window, not one write.
+    let since = marks();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle = writes_on_both_since(&since, &t.name);
+    assert!(
+        idle.is_empty(),
+        "writes while idle with a spec transform:{}",
+        describe(&idle.iter().collect::<Vec<_>>())
+    );
+    m.stop().await;
+}
+
+/// A kind whose CRD the readiness test installs on the local cluster only when it is ready to.
+fn phantom() -> ApiResource {
+    ApiResource {
+        kind: "Phantom".into(),
+        plural: "phantoms".into(),
+        ..dynamic_kind::api_resource()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_managers_readiness_waits_for_every_kinds_cache() {
+    let t = env("ready").await;
+    // The fourth kind is served by the remote cluster only, so its local cache cannot fill.
+    install_crd(&t.r, dynamic_kind::crd_of(&phantom()))
+        .await
+        .unwrap();
+    let three = three_kinds(&t, &t.name);
+    let base = t.name.clone();
+    let mut m = start(&t.name, None, move |m, rbac| {
+        three(m, rbac).add_dynamic(DynamicKind::new(phantom()), |k| {
+            rbac.dynamic(
+                &phantom(),
+                fast(k.configure(|c| c.controller_name(format!("{base}-p")))),
+            )
+        })
+    })
+    .await;
+    let held = tokio::time::timeout(Duration::from_secs(5), m.ready.wait_for(|r| *r)).await;
+    assert!(
+        held.is_err(),
+        "ready while one kind's local cache could not be filled"
+    );
+    // The other kinds are not held up by it: a Widget is synced.
+    create_remote(&t, &Kind::widget(), &t.ns, "w1", json!({"size": 1})).await;
+    converged(&t, &Kind::widget(), &t.ns, "w1").await;
+    assert!(!*m.ready.borrow(), "ready before the fourth kind's CRD");
+    install_crd(&t.l, dynamic_kind::crd_of(&phantom()))
+        .await
+        .unwrap();
+    m.wait_ready().await;
+    m.stop().await;
+}
