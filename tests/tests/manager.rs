@@ -23,7 +23,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::core::ObjectMeta;
-use kube::{Client, CustomResourceExt, ResourceExt};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::{Value, json};
 use sync_core::{
     Dynamic, DynamicKind, KindBuilder, LeaderElection, Local, Propagation, Remote, RunError,
@@ -463,7 +463,7 @@ async fn delete_and_keep_namespace(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_kinds_in_one_manager_sync_both_ways_and_share_a_namespace_until_the_last_goes() {
+async fn three_kinds_in_one_manager_sync_down_and_up_in_one_shared_namespace() {
     let t = env("three").await;
     let ns = t.ns.clone();
     let rs = Api::<Secret>::namespaced(t.r.clone(), &ns);
@@ -491,7 +491,6 @@ async fn three_kinds_in_one_manager_sync_both_ways_and_share_a_namespace_until_t
         "the local namespace was not created by the manager: {}",
         describe_ns(Some(&local_ns))
     );
-    let ns_uid = local_ns.uid().unwrap();
 
     // Update: a spec change of each kind goes down.
     let changes = [
@@ -559,17 +558,52 @@ async fn three_kinds_in_one_manager_sync_both_ways_and_share_a_namespace_until_t
         .await;
     }
 
-    // Delete: each remote deletion removes its local copy; the namespace stays while any
-    // object of any kind still needs it, and goes with the last.
-    let uid = |i: usize| locals[i].uid().unwrap();
+    m.stop().await;
+}
+
+/// The annotation by which a sync controller says it created a local namespace.
+fn creator(n: &Namespace) -> Option<&str> {
+    n.annotations()
+        .get(&format!("{D}/sync-owner-controller"))
+        .map(String::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_delete_of_any_kind_removes_its_local_copy_and_the_last_object_takes_the_shared_namespace()
+ {
+    let t = env("threedel").await;
+    let ns = t.ns.clone();
+    let mut m = start(&t.name, None, three_kinds(&t, &t.name)).await;
+    m.wait_ready().await;
+    // The Widget comes first, so the Widget kind creates the namespace and the others join
+    // it; its object then goes first, and the namespace must outlive it.
+    let [first, rest @ ..] = first_objects();
+    create_remote(&t, &first.0, &ns, first.1, first.2).await;
+    converged(&t, &first.0, &ns, first.1).await;
+    for (k, name, spec) in rest {
+        create_remote(&t, &k, &ns, name, spec).await;
+    }
+    let mut uids = Vec::new();
+    for (k, name, _) in first_objects() {
+        uids.push(converged(&t, &k, &ns, name).await.1.uid().unwrap());
+    }
+    let local_ns = Api::<Namespace>::all(t.l.clone()).get(&ns).await.unwrap();
+    assert_eq!(
+        creator(&local_ns),
+        Some(format!("{}-w", t.name).as_str()),
+        "the Widget kind did not create the namespace: {}",
+        describe_ns(Some(&local_ns))
+    );
+    let ns_uid = local_ns.uid().unwrap();
+
     delete_and_keep_namespace(
         &t,
         &Kind::widget(),
         "w1",
         &ns_uid,
         &[
-            (Kind::cache(), "c1", uid(1)),
-            (Kind::gadget(), "g1", uid(2)),
+            (Kind::cache(), "c1", uids[1].clone()),
+            (Kind::gadget(), "g1", uids[2].clone()),
         ],
     )
     .await;
@@ -578,7 +612,7 @@ async fn three_kinds_in_one_manager_sync_both_ways_and_share_a_namespace_until_t
         &Kind::cache(),
         "c1",
         &ns_uid,
-        &[(Kind::gadget(), "g1", uid(2))],
+        &[(Kind::gadget(), "g1", uids[2].clone())],
     )
     .await;
     Kind::gadget()
@@ -899,18 +933,26 @@ async fn the_managers_readiness_waits_for_every_kinds_cache() {
         })
     })
     .await;
-    let held = tokio::time::timeout(Duration::from_secs(5), m.ready.wait_for(|r| *r)).await;
+    // Nothing is written before every kind's caches are filled: this Widget waits too.
+    create_remote(&t, &Kind::widget(), &t.ns, "w1", json!({"size": 1})).await;
+    let ready = tokio::time::timeout(Duration::from_secs(5), m.ready.wait_for(|r| *r))
+        .await
+        .is_ok();
     assert!(
-        held.is_err(),
+        !ready,
         "ready while one kind's local cache could not be filled"
     );
-    // The other kinds are not held up by it: a Widget is synced.
-    create_remote(&t, &Kind::widget(), &t.ns, "w1", json!({"size": 1})).await;
-    converged(&t, &Kind::widget(), &t.ns, "w1").await;
-    assert!(!*m.ready.borrow(), "ready before the fourth kind's CRD");
+    let w1 = Kind::widget().api(&t.r, &t.ns).get("w1").await.unwrap();
+    let copy = Kind::widget().api(&t.l, &t.ns).get_opt("w1").await.unwrap();
+    assert!(
+        !claimed(&w1) && copy.is_none(),
+        "written before every kind's caches were filled: {}",
+        pair_of(&w1, copy.as_ref())
+    );
     install_crd(&t.l, dynamic_kind::crd_of(&phantom()))
         .await
         .unwrap();
     m.wait_ready().await;
+    converged(&t, &Kind::widget(), &t.ns, "w1").await;
     m.stop().await;
 }
