@@ -44,6 +44,7 @@ mod error;
 pub mod fragile;
 pub mod harness;
 pub mod loose;
+pub mod managed;
 mod plane;
 mod process;
 pub mod second_kind;

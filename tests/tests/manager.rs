@@ -11,14 +11,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
@@ -27,14 +25,14 @@ use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::{Value, json};
 use sync_core::{
     Dynamic, DynamicKind, KindBuilder, LeaderElection, Local, Propagation, Remote, RunError,
-    SyncManager, Syncable, rbac,
+    SyncManager,
 };
 use sync_tests::crds::{Widget, WidgetSpec};
 use sync_tests::dynamic_kind;
+use sync_tests::managed::{KindRules, RunningManager, start_manager};
 use sync_tests::second_kind::{self, Cache};
 use sync_tests::{AuditEvent, AuditMark, install_crd};
-use tokio::sync::{OnceCell, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::OnceCell;
 
 /// How long a kept namespace and kept siblings are watched after an object's remote was
 /// released, to catch a deletion that comes a little later.
@@ -193,125 +191,18 @@ async fn set_local_status(t: &T, k: &Kind, ns: &str, name: &str, mut status: Val
     status
 }
 
-/// The union of the rules `sync_core::rbac` emits for each kind added to a manager, taken from
-/// the configuration each kind really runs with.
-#[derive(Clone)]
-struct Rbac {
-    leader_election: bool,
-    rules: Arc<Mutex<(Vec<PolicyRule>, Vec<PolicyRule>)>>,
-}
-
-impl Rbac {
-    fn new(leader_election: bool) -> Rbac {
-        Rbac {
-            leader_election,
-            rules: Arc::default(),
-        }
-    }
-
-    /// Records the rules of the typed kind `K` as configured in `k`, and hands `k` back.
-    fn typed<K: Syncable>(&self, k: KindBuilder<K>) -> KindBuilder<K> {
-        let mut rules = self.rules.lock().unwrap();
-        rules.0.extend(rbac::remote_rules::<K>(k.config()));
-        rules
-            .1
-            .extend(rbac::local_rules::<K>(k.config(), self.leader_election));
-        drop(rules);
-        k
-    }
-
-    /// Records the rules of the dynamic kind `ar` as configured in `k`, and hands `k` back.
-    fn dynamic(&self, ar: &ApiResource, k: KindBuilder<Dynamic>) -> KindBuilder<Dynamic> {
-        let mut rules = self.rules.lock().unwrap();
-        rules.0.extend(rbac::remote_rules_for(ar, k.config()));
-        rules
-            .1
-            .extend(rbac::local_rules_for(ar, k.config(), self.leader_election));
-        drop(rules);
-        k
-    }
-
-    /// As [`Rbac::dynamic`], for the Gadget kind.
-    fn gadget(&self, k: KindBuilder<Dynamic>) -> KindBuilder<Dynamic> {
-        self.dynamic(&dynamic_kind::api_resource(), k)
-    }
-
-    /// Binds `user` on each cluster to the rules recorded.
-    async fn grant(&self, user: &str) {
-        let (remote, local) = self.rules.lock().unwrap().clone();
-        assert!(!remote.is_empty(), "no kind recorded its rules");
-        grant(&admin(&pair().remote).await, user, remote).await;
-        grant(&admin(&pair().local).await, user, local).await;
-    }
-}
-
-/// A manager running in the background as its own user.
-struct Running {
-    user: String,
-    ready: watch::Receiver<bool>,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), RunError>>>,
-}
-
-impl Running {
-    /// Stops it and checks that `run` returned `Ok`.
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let result = tokio::time::timeout(WAIT, h)
-                .await
-                .unwrap_or_else(|_| panic!("the manager of {} did not stop", self.user));
-            result.unwrap().unwrap();
-        }
-    }
-
-    /// Waits until its readiness is true.
-    async fn wait_ready(&mut self) {
-        let user = self.user.clone();
-        tokio::time::timeout(WAIT, self.ready.wait_for(|r| *r))
-            .await
-            .unwrap_or_else(|_| panic!("the manager of {user} was not ready after {WAIT:?}"))
-            .unwrap_or_else(|_| panic!("the manager of {user} stopped before it was ready"));
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.abort();
-        }
-    }
-}
-
-/// Starts a manager as `user` with only the RBAC its kinds need: `kinds` adds them to the
-/// manager and records each one's rules in the `Rbac` it is given.
+/// Starts a manager as `user` on the shared pair; see [`start_manager`].
 async fn start(
     user: &str,
     leader: Option<LeaderElection>,
-    kinds: impl FnOnce(SyncManager, &Rbac) -> SyncManager,
-) -> Running {
-    let rbac = Rbac::new(leader.is_some());
-    let remote = pair().remote.client_as(user, &[]).await.unwrap();
-    let local = pair().local.client_as(user, &[]).await.unwrap();
-    let mut manager = kinds(SyncManager::new(Remote(remote), Local(local)), &rbac)
-        .shutdown_deadline(Duration::from_secs(5));
-    if let Some(leader) = leader {
-        manager = manager.leader_election(leader);
-    }
-    rbac.grant(user).await;
-    let ready = manager.readiness();
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(manager.run(async move {
-        let _ = rx.await;
-    }));
-    Running {
-        user: user.to_owned(),
-        ready,
-        stop: Some(tx),
-        handle: Some(handle),
-    }
+    kinds: impl FnOnce(SyncManager, &KindRules) -> SyncManager,
+) -> RunningManager {
+    start_manager(pair(), user, leader, kinds).await
+}
+
+/// Records the rules of the Gadget kind as configured in `k`, and hands `k` back.
+fn gadget(rules: &KindRules, k: KindBuilder<Dynamic>) -> KindBuilder<Dynamic> {
+    rules.dynamic(&dynamic_kind::api_resource(), k)
 }
 
 fn fast<K: sync_core::SyncObject>(k: KindBuilder<K>) -> KindBuilder<K> {
@@ -322,7 +213,7 @@ fn fast<K: sync_core::SyncObject>(k: KindBuilder<K>) -> KindBuilder<K> {
 /// `base-c`, `base-g`), in the namespaces of `t`. Widgets and Gadgets send up the local secret
 /// `wcreds` and `gcreds`. Local deletions are in the background: a foreground deletion of a
 /// kind the garbage collector has not discovered yet (it looks every 30 s) would wait for it.
-fn three_kinds(t: &T, base: &str) -> impl FnOnce(SyncManager, &Rbac) -> SyncManager {
+fn three_kinds(t: &T, base: &str) -> impl FnOnce(SyncManager, &KindRules) -> SyncManager {
     let prefix = t.prefix();
     let base = base.to_owned();
     move |m, rbac| {
@@ -341,9 +232,10 @@ fn three_kinds(t: &T, base: &str) -> impl FnOnce(SyncManager, &Rbac) -> SyncMana
             ))
         })
         .add_dynamic(DynamicKind::new(dynamic_kind::api_resource()), |k| {
-            rbac.gadget(fast(k.configure(|c| {
-                c.controller_name(format!("{base}-g")).secrets(["gcreds"])
-            })))
+            gadget(
+                rbac,
+                fast(k.configure(|c| c.controller_name(format!("{base}-g")).secrets(["gcreds"]))),
+            )
         })
     }
 }
@@ -473,7 +365,7 @@ async fn three_kinds_in_one_manager_sync_down_and_up_in_one_shared_namespace() {
             .unwrap();
     }
     let mut m = start(&t.name, None, three_kinds(&t, &t.name)).await;
-    m.wait_ready().await;
+    m.wait_ready(WAIT).await;
 
     // Create: each kind's local copy appears in the one mapped namespace.
     for (k, name, spec) in first_objects() {
@@ -574,7 +466,7 @@ async fn a_remote_delete_of_any_kind_removes_its_local_copy_and_the_last_object_
     let t = env("threedel").await;
     let ns = t.ns.clone();
     let mut m = start(&t.name, None, three_kinds(&t, &t.name)).await;
-    m.wait_ready().await;
+    m.wait_ready(WAIT).await;
     // The Widget comes first, so the Widget kind creates the namespace and the others join
     // it; its object then goes first, and the namespace must outlive it.
     let [first, rest @ ..] = first_objects();
@@ -712,7 +604,7 @@ async fn two_replicas_of_a_three_kind_manager_share_one_lease_and_only_the_leade
     let a = start(&user_a, Some(election("a")), three_kinds(&t, &t.name)).await;
     wait_holder(&t.l, &lease_ns, &lease, "a").await;
     let mut b = start(&user_b, Some(election("b")), three_kinds(&t, &t.name)).await;
-    b.wait_ready().await;
+    b.wait_ready(WAIT).await;
 
     let since = marks();
     for (k, name, spec) in first_objects() {
@@ -736,9 +628,12 @@ async fn two_replicas_of_a_three_kind_manager_share_one_lease_and_only_the_leade
     }
     one_lease(&t.l, &lease_ns, &lease).await;
 
-    // The leader stops and releases the Lease: the standby takes over every kind.
+    // The leader stops and releases the Lease: the standby takes over every kind, and the
+    // old leader, back as a standby, writes nothing.
     a.stop().await;
     wait_holder(&t.l, &lease_ns, &lease, "b").await;
+    let mut a = start(&user_a, Some(election("a")), three_kinds(&t, &t.name)).await;
+    a.wait_ready(WAIT).await;
     let since = marks();
     let changes = [
         json!({"size": 3}),
@@ -754,7 +649,7 @@ async fn two_replicas_of_a_three_kind_manager_share_one_lease_and_only_the_leade
     let by_a = object_writes(&since, &user_a);
     assert!(
         by_a.is_empty(),
-        "the stopped replica wrote:{}",
+        "the old leader wrote as a standby:{}",
         describe(&by_a.iter().collect::<Vec<_>>())
     );
     let by_b = written_resources(&object_writes(&since, &user_b));
@@ -766,16 +661,17 @@ async fn two_replicas_of_a_three_kind_manager_share_one_lease_and_only_the_leade
     }
     one_lease(&t.l, &lease_ns, &lease).await;
     b.stop().await;
+    a.stop().await;
 }
 
 /// A manager of the Gadget kind alone, whose `/spec/replicas` is local-only.
-fn gadgets_with_local_replicas(t: &T) -> impl FnOnce(SyncManager, &Rbac) -> SyncManager {
+fn gadgets_with_local_replicas(t: &T) -> impl FnOnce(SyncManager, &KindRules) -> SyncManager {
     let prefix = t.prefix();
     move |m, rbac| {
         m.defaults(move |c| c.namespace_prefix(prefix.clone()))
             .add_dynamic(
                 DynamicKind::new(dynamic_kind::api_resource()).local_only("/spec/replicas"),
-                |k| rbac.gadget(fast(k)),
+                |k| gadget(rbac, fast(k)),
             )
     }
 }
@@ -827,20 +723,56 @@ async fn a_dynamic_kinds_local_only_field_is_left_as_set_while_the_rest_follows_
     m.stop().await;
 }
 
+/// Runs `manager` and expects it to refuse its configuration at once. It is confined to the
+/// namespaces of `t`, so a manager that is not refused touches no other test's objects.
+async fn refused(what: &str, manager: SyncManager) {
+    let result = tokio::time::timeout(Duration::from_secs(10), manager.run(std::future::pending()))
+        .await
+        .unwrap_or_else(|_| panic!("run did not refuse {what}"));
+    assert!(
+        matches!(result, Err(RunError::InvalidConfig(_))),
+        "run did not refuse {what} as an invalid configuration: {result:?}"
+    );
+}
+
+fn confined(t: &T) -> SyncManager {
+    let prefix = t.prefix();
+    SyncManager::new(Remote(t.r.clone()), Local(t.l.clone()))
+        .defaults(move |c| c.namespace_prefix(prefix.clone()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_only_pointer_outside_the_spec_is_refused_at_start() {
     let t = env("badptr").await;
-    let manager = SyncManager::new(Remote(t.r.clone()), Local(t.l.clone())).add_dynamic(
-        DynamicKind::new(dynamic_kind::api_resource()).local_only("/metadata/labels"),
-        |k| k,
-    );
-    let result = tokio::time::timeout(WAIT, manager.run(std::future::pending()))
-        .await
-        .expect("run did not refuse the configuration");
-    assert!(
-        matches!(result, Err(RunError::InvalidConfig(_))),
-        "run returned {result:?}"
-    );
+    for pointer in [
+        "/metadata/labels",
+        "/status/phase",
+        "spec/replicas",
+        "/spec",
+    ] {
+        let kind = DynamicKind::new(dynamic_kind::api_resource()).local_only(pointer);
+        refused(
+            &format!("the local-only pointer {pointer:?}"),
+            confined(&t).add_dynamic(kind, |k| k),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_without_kinds_or_with_two_kinds_of_one_name_is_refused_at_start() {
+    let t = env("badmgr").await;
+    refused("a manager without kinds", confined(&t)).await;
+    let same = |c: sync_core::SyncConfig| c.controller_name("one-name");
+    refused(
+        "two kinds under one controller name",
+        confined(&t)
+            .add::<Widget>(|k| k.configure(same))
+            .add_dynamic(DynamicKind::new(dynamic_kind::api_resource()), |k| {
+                k.configure(same)
+            }),
+    )
+    .await;
 }
 
 /// The region override of the transform tests.
@@ -892,7 +824,12 @@ async fn a_typed_spec_transform_puts_a_region_override_down_and_writes_nothing_w
         transformed(r, l) && *status(r) == written
     })
     .await;
-    assert_eq!(spec(&r)["color"], "blue", "the remote spec was changed");
+    // One create and one change: a write of the remote spec would have made a third.
+    assert_eq!(
+        (spec(&r), r.metadata.generation),
+        (&json!({"size": 2, "color": "blue"}), Some(2)),
+        "the remote spec was changed"
+    );
 
     // Converged: over an idle window, not one write.
     let since = marks();
@@ -901,6 +838,50 @@ async fn a_typed_spec_transform_puts_a_region_override_down_and_writes_nothing_w
     assert!(
         idle.is_empty(),
         "writes while idle with a spec transform:{}",
+        describe(&idle.iter().collect::<Vec<_>>())
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_spec_transform_on_a_dynamic_kind_sets_the_region_on_the_local_copy_only() {
+    let t = env("jsontransform").await;
+    let ns = &t.ns;
+    let k = Kind::gadget();
+    let prefix = t.prefix();
+    let m = start(&t.name, None, move |m, rbac| {
+        m.defaults(move |c| c.namespace_prefix(prefix.clone()))
+            .add_dynamic(DynamicKind::new(dynamic_kind::api_resource()), |k| {
+                gadget(
+                    rbac,
+                    fast(k).transform_json(|spec| spec["region"] = json!("eu")),
+                )
+            })
+    })
+    .await;
+    create_remote(&t, &k, ns, "g1", json!({"image": "v1", "region": "any"})).await;
+    let transformed = |r: &DynamicObject, l: &DynamicObject| {
+        claimed(r)
+            && *spec(l) == json!({"image": spec(r)["image"], "region": "eu"})
+            && annotation(r, "sync-remote-generation")
+                == r.metadata.generation.map(|g| g.to_string())
+            && annotation(r, "sync-local-generation")
+                == l.metadata.generation.map(|g| g.to_string())
+    };
+    wait_for(&t, &k, ns, "g1", "the region down", transformed).await;
+    patch_spec(&t.l, &k, ns, "g1", json!({"region": "us"})).await;
+    let (r, _) = wait_for(&t, &k, ns, "g1", "the local edit reverted", transformed).await;
+    assert_eq!(
+        (spec(&r), r.metadata.generation),
+        (&json!({"image": "v1", "region": "any"}), Some(1)),
+        "the remote spec was changed"
+    );
+    let since = marks();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = writes_on_both_since(&since, &t.name);
+    assert!(
+        idle.is_empty(),
+        "writes while idle with a JSON spec transform:{}",
         describe(&idle.iter().collect::<Vec<_>>())
     );
     m.stop().await;
@@ -952,7 +933,7 @@ async fn the_managers_readiness_waits_for_every_kinds_cache() {
     install_crd(&t.l, dynamic_kind::crd_of(&phantom()))
         .await
         .unwrap();
-    m.wait_ready().await;
+    m.wait_ready(WAIT).await;
     converged(&t, &Kind::widget(), &t.ns, "w1").await;
     m.stop().await;
 }
