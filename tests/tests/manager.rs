@@ -24,8 +24,8 @@ use kube::core::ObjectMeta;
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::{Value, json};
 use sync_core::{
-    Dynamic, DynamicKind, KindBuilder, LeaderElection, Local, Propagation, Remote, RunError,
-    SyncManager,
+    Dynamic, DynamicKind, KindBuilder, LeaderElection, Local, OnRemoteDelete, Propagation, Remote,
+    RunError, SyncConfig, SyncManager, Syncable,
 };
 use sync_tests::crds::{Widget, WidgetSpec};
 use sync_tests::dynamic_kind;
@@ -214,12 +214,23 @@ fn fast<K: sync_core::SyncObject>(k: KindBuilder<K>) -> KindBuilder<K> {
 /// `wcreds` and `gcreds`. Local deletions are in the background: a foreground deletion of a
 /// kind the garbage collector has not discovered yet (it looks every 30 s) would wait for it.
 fn three_kinds(t: &T, base: &str) -> impl FnOnce(SyncManager, &KindRules) -> SyncManager {
+    three_kinds_with(t, base, |c| c)
+}
+
+/// As [`three_kinds`], with `more` applied to every kind's defaults.
+fn three_kinds_with(
+    t: &T,
+    base: &str,
+    more: impl Fn(SyncConfig) -> SyncConfig + Send + Sync + 'static,
+) -> impl FnOnce(SyncManager, &KindRules) -> SyncManager {
     let prefix = t.prefix();
     let base = base.to_owned();
     move |m, rbac| {
         m.defaults(move |c| {
-            c.namespace_prefix(prefix.clone())
-                .propagation(Propagation::Background)
+            more(
+                c.namespace_prefix(prefix.clone())
+                    .propagation(Propagation::Background),
+            )
         })
         .add::<Widget>(|k| {
             rbac.typed(fast(k.configure(|c| {
@@ -460,12 +471,18 @@ fn creator(n: &Namespace) -> Option<&str> {
         .map(String::as_str)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_delete_of_any_kind_removes_its_local_copy_and_the_last_object_takes_the_shared_namespace()
- {
-    let t = env("threedel").await;
+/// Creates a Widget, a Cache and a Gadget in one namespace (the Widget kind creates it), then
+/// deletes their remotes in that order: each local copy must go with its remote, and the
+/// namespace must stay until the last goes, then go too. `policy` is every kind's
+/// `on_remote_delete`, if not the default.
+async fn each_kind_deleted_in_turn(prefix: &str, policy: Option<OnRemoteDelete>) {
+    let t = env(prefix).await;
     let ns = t.ns.clone();
-    let mut m = start(&t.name, None, three_kinds(&t, &t.name)).await;
+    let kinds = three_kinds_with(&t, &t.name, move |c| match policy {
+        Some(p) => c.on_remote_delete(p),
+        None => c,
+    });
+    let mut m = start(&t.name, None, kinds).await;
     m.wait_ready(WAIT).await;
     // The Widget comes first, so the Widget kind creates the namespace and the others join
     // it; its object then goes first, and the namespace must outlive it.
@@ -527,6 +544,24 @@ async fn a_remote_delete_of_any_kind_removes_its_local_copy_and_the_last_object_
     .await;
     t.gone(&Kind::gadget().api(&t.r, &ns), "g1").await;
     m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_resource_policy_each_kinds_remote_delete_takes_its_local_copy_and_the_last_takes_the_namespace()
+ {
+    each_kind_deleted_in_turn("delres", Some(OnRemoteDelete::NamespaceOrResource)).await;
+}
+
+/// The kinds of one manager share the namespace one of them created, so by default a remote
+/// delete of any kind takes its local copy with it, as it does for the kind that created it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_each_kinds_remote_delete_takes_its_local_copy_and_the_last_takes_the_namespace()
+{
+    assert_eq!(
+        Widget::defaults().on_remote_delete,
+        OnRemoteDelete::Namespace
+    );
+    each_kind_deleted_in_turn("deldef", None).await;
 }
 
 /// Writes by `user` other than to Leases, on both planes since `marks`.
