@@ -922,6 +922,86 @@ async fn a_json_spec_transform_on_a_dynamic_kind_sets_the_region_on_the_local_co
     m.stop().await;
 }
 
+/// A kind without a status subresource, for the test of `DynamicKind::status(false)`.
+fn gizmo() -> ApiResource {
+    ApiResource {
+        kind: "Gizmo".into(),
+        plural: "gizmos".into(),
+        ..dynamic_kind::api_resource()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_kind_without_status_run_alone_syncs_its_spec_and_sends_no_status_up() {
+    let t = env("nostatus").await;
+    let ns = &t.ns;
+    let mut crd = dynamic_kind::crd_of(&gizmo());
+    crd.spec.versions[0].subresources = None;
+    for c in [&t.r, &t.l] {
+        install_crd(c, crd.clone()).await.unwrap();
+    }
+    let k = Kind { ar: gizmo() };
+    // The one-kind reconciler of a kind chosen at run time, as its own user with its RBAC.
+    let kind = DynamicKind::new(gizmo()).status(false);
+    let config = kind.defaults().namespace_prefix(t.prefix());
+    grant(
+        &admin(&pair().remote).await,
+        &t.name,
+        sync_core::rbac::remote_rules_for(&gizmo(), &config),
+    )
+    .await;
+    grant(
+        &admin(&pair().local).await,
+        &t.name,
+        sync_core::rbac::local_rules_for(&gizmo(), &config, false),
+    )
+    .await;
+    let builder = kind
+        .reconciler(
+            Remote(pair().remote.client_as(&t.name, &[]).await.unwrap()),
+            Local(pair().local.client_as(&t.name, &[]).await.unwrap()),
+        )
+        .configure(|_| config)
+        .backoff(Duration::from_millis(200), Duration::from_secs(5))
+        .shutdown_deadline(Duration::from_secs(5));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(builder.run(async move {
+        let _ = stopped.await;
+    }));
+
+    create_remote(&t, &k, ns, "z1", json!({"image": "v1"})).await;
+    converged(&t, &k, ns, "z1").await;
+    // The local controller writes a status into the object itself (there is no subresource).
+    k.api(&t.l, ns)
+        .patch(
+            "z1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
+        .await
+        .unwrap();
+    patch_spec(&t.r, &k, ns, "z1", json!({"image": "v2"})).await;
+    converged(&t, &k, ns, "z1").await;
+    let since = marks();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = k.api(&t.r, ns).get("z1").await.unwrap();
+    assert_eq!(*status(&r), Value::Null, "a status was sent up");
+    let idle = writes_on_both_since(&since, &t.name);
+    assert!(
+        idle.is_empty(),
+        "writes while idle:{}",
+        describe(&idle.iter().collect::<Vec<_>>())
+    );
+    let _ = stop.send(());
+    let result = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the reconciler did not stop");
+    assert!(
+        matches!(result, Ok(Ok(()))),
+        "the reconciler failed: {result:?}"
+    );
+}
+
 /// A kind whose CRD the readiness test installs on the local cluster only when it is ready to.
 fn phantom() -> ApiResource {
     ApiResource {
