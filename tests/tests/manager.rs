@@ -1,9 +1,17 @@
-//! Several kinds in one process (issue 12): a `SyncManager` runs two derived kinds (`Widget`,
-//! `Cache`) and one chosen at run time (`Gadget`, which has no Rust type, through
-//! `DynamicKind`) with one Lease, one readiness and one shutdown; a dynamic kind keeps its
-//! local-only fields; and a typed `transform_spec` puts a region override on the local copy
-//! without a write loop. Two real control planes; every manager runs as its own user, bound
-//! only to the union of the RBAC rules `sync_core::rbac` emits for its kinds.
+//! Several kinds in one process (issue 12), against two real control planes:
+//!
+//! - a `SyncManager` runs two derived kinds (`Widget`, `Cache`) and one chosen at run time
+//!   (`Gadget`, which has no Rust type, through `DynamicKind`): spec down, status and secrets
+//!   up, one shared local namespace that goes with the last object of any kind;
+//! - two replicas of it share one Lease, and only the leader writes, for every kind;
+//! - its readiness waits for every kind's caches;
+//! - a dynamic kind keeps its local-only fields, and one without status sends none up;
+//! - a typed `transform_spec` (and a JSON one) puts a region override on the local copy only,
+//!   without a write loop;
+//! - configurations that can never work are refused at start.
+//!
+//! Every manager runs as its own user, bound only to the union of the RBAC rules
+//! `sync_core::rbac` emits for its kinds, so the audit logs tell its writes apart.
 //!
 //! The test reads and writes every kind through `DynamicObject`, so one set of helpers serves
 //! the three; the manager under test uses the typed kinds.
@@ -243,10 +251,8 @@ fn three_kinds_with(
             ))
         })
         .add_dynamic(DynamicKind::new(dynamic_kind::api_resource()), |k| {
-            gadget(
-                rbac,
-                fast(k.configure(|c| c.controller_name(format!("{base}-g")).secrets(["gcreds"]))),
-            )
+            let k = k.configure(|c| c.controller_name(format!("{base}-g")).secrets(["gcreds"]));
+            gadget(rbac, fast(k))
         })
     }
 }
@@ -547,16 +553,14 @@ async fn each_kind_deleted_in_turn(prefix: &str, policy: Option<OnRemoteDelete>)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_the_resource_policy_each_kinds_remote_delete_takes_its_local_copy_and_the_last_takes_the_namespace()
- {
+async fn under_the_resource_policy_any_kinds_delete_takes_its_copy_and_the_last_the_namespace() {
     each_kind_deleted_in_turn("delres", Some(OnRemoteDelete::NamespaceOrResource)).await;
 }
 
 /// The kinds of one manager share the namespace one of them created, so by default a remote
 /// delete of any kind takes its local copy with it, as it does for the kind that created it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_default_each_kinds_remote_delete_takes_its_local_copy_and_the_last_takes_the_namespace()
-{
+async fn by_default_any_kinds_delete_takes_its_copy_and_the_last_the_namespace() {
     assert_eq!(
         Widget::defaults().on_remote_delete,
         OnRemoteDelete::Namespace
