@@ -96,6 +96,19 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// A local-only field of a [`DynamicKind`](crate::DynamicKind) is not a JSON pointer to a
+    /// spec field (`/spec/...`).
+    #[error(
+        "local-only field {0:?} is not a JSON pointer to a spec field, such as \"/spec/replicas\""
+    )]
+    LocalOnlyPointer(String),
+    /// Two kinds of one [`SyncManager`](crate::SyncManager) have the same controller name:
+    /// their claims, finalizers and namespace marks would be one controller's.
+    #[error("two kinds have the controller name {0:?}; give each kind its own")]
+    DuplicateController(String),
+    /// A [`SyncManager`](crate::SyncManager) was run with no kind added.
+    #[error("no kind to sync: add at least one kind to the manager")]
+    NoKinds,
 }
 
 /// Why [`release_all`](crate::release_all) stopped before it looked at every object.

@@ -21,6 +21,7 @@
 mod clients;
 mod config;
 mod deletion;
+mod dynamic;
 mod error;
 mod keys;
 mod leader;
@@ -44,15 +45,16 @@ pub use clients::{Local, Remote};
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DOMAIN, DeletionBudget, OnRemoteDelete, Propagation, SyncConfig,
 };
+pub use dynamic::{Dynamic, DynamicKind};
 pub use error::{ConfigError, ReleaseError, RunError};
 pub use keys::Keys;
 pub use leader::LeaderElection;
 pub use mapping::{Mapping, ObjectKey, Unmapped};
 pub use metrics::Metrics;
 pub use outcome::Reconciled;
-pub use release::{ReleaseReport, release_all};
-pub use runtime::SyncBuilder;
-pub use syncable::Syncable;
+pub use release::{ReleaseReport, release_all, release_all_of};
+pub use runtime::{KindBuilder, SyncBuilder, SyncManager};
+pub use syncable::{SyncObject, Syncable};
 
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]

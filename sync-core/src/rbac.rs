@@ -37,6 +37,7 @@
 //! ```
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+use kube::api::ApiResource;
 use kube::core::ObjectMeta;
 
 use crate::config::SyncConfig;
@@ -72,12 +73,17 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// assert!(rules.iter().all(|r| r.resources != Some(vec!["secrets".to_owned()])));
 /// ```
 pub fn remote_rules<K: Syncable>(config: &SyncConfig) -> Vec<PolicyRule> {
-    let group = K::group(&());
-    let plural = K::plural(&());
+    remote_rules_for(&ApiResource::erase::<K>(&()), config)
+}
+
+/// [`remote_rules`] for a kind known by its API resource, such as a
+/// [`DynamicKind`](crate::DynamicKind)'s.
+pub fn remote_rules_for(resource: &ApiResource, config: &SyncConfig) -> Vec<PolicyRule> {
+    let (group, plural) = (&resource.group, &resource.plural);
     let mut rules = vec![
         // `get` serves the uncached read that confirms a deletion.
-        rule(&group, &[&plural], &["get", "list", "watch", "patch"]),
-        rule(&group, &[&format!("{plural}/status")], &["patch"]),
+        rule(group, &[plural], &["get", "list", "watch", "patch"]),
+        rule(group, &[&format!("{plural}/status")], &["patch"]),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ];
     if !config.secrets.is_empty() {
@@ -106,12 +112,21 @@ pub fn remote_rules<K: Syncable>(config: &SyncConfig) -> Vec<PolicyRule> {
 /// assert_eq!(replicated.len(), single.len() + 1);
 /// ```
 pub fn local_rules<K: Syncable>(config: &SyncConfig, leader_election: bool) -> Vec<PolicyRule> {
-    let group = K::group(&());
-    let plural = K::plural(&());
+    local_rules_for(&ApiResource::erase::<K>(&()), config, leader_election)
+}
+
+/// [`local_rules`] for a kind known by its API resource, such as a
+/// [`DynamicKind`](crate::DynamicKind)'s.
+pub fn local_rules_for(
+    resource: &ApiResource,
+    config: &SyncConfig,
+    leader_election: bool,
+) -> Vec<PolicyRule> {
+    let (group, plural) = (&resource.group, &resource.plural);
     let mut rules = vec![
         rule(
-            &group,
-            &[&plural],
+            group,
+            &[plural],
             &["get", "list", "watch", "create", "update", "delete"],
         ),
         rule(

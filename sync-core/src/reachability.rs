@@ -67,13 +67,13 @@ struct Shared {
     cluster: Cluster,
     client: Client,
     timeout: Duration,
-    metrics: Arc<ControllerMetrics>,
     down: AtomicBool,
     /// When the last check after an unanswered request ended, and whether the server
     /// answered it. Held while a check runs, so concurrent failures share one.
     checked: tokio::sync::Mutex<Option<(Instant, bool)>>,
-    /// Woken when the cluster answers again: the queue then retries its failed keys.
-    retry: Arc<Notify>,
+    /// Per reconciler that uses the cluster: its metrics, counting each outage, and its
+    /// queue's wake-up, woken when the cluster answers again to retry its failed keys.
+    listeners: Mutex<Vec<(Arc<ControllerMetrics>, Arc<Notify>)>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -81,23 +81,21 @@ const PROBE_FIRST: Duration = Duration::from_millis(500);
 const PROBE_MAX: Duration = Duration::from_secs(5);
 
 impl Reachability {
-    pub(crate) fn new(
-        cluster: Cluster,
-        client: Client,
-        timeout: Duration,
-        metrics: Arc<ControllerMetrics>,
-        retry: Arc<Notify>,
-    ) -> Self {
+    pub(crate) fn new(cluster: Cluster, client: Client, timeout: Duration) -> Self {
         Reachability(Arc::new(Shared {
             cluster,
             client,
             timeout,
-            metrics,
             down: AtomicBool::new(false),
             checked: tokio::sync::Mutex::new(None),
-            retry,
+            listeners: Mutex::default(),
             tasks: Mutex::default(),
         }))
+    }
+
+    /// Counts each outage into `metrics`, and wakes `retry` when the cluster answers again.
+    pub(crate) fn listen(&self, metrics: Arc<ControllerMetrics>, retry: Arc<Notify>) {
+        self.0.listeners().push((metrics, retry));
     }
 
     /// `"remote"` or `"local"`, for logs.
@@ -155,6 +153,10 @@ impl Reachability {
 }
 
 impl Shared {
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<ControllerMetrics>, Arc<Notify>)>> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn name(&self) -> &'static str {
         match self.cluster {
             Cluster::Remote => "remote",
@@ -197,7 +199,9 @@ impl Shared {
         if self.down.swap(true, Ordering::SeqCst) {
             return false;
         }
-        self.metrics.unreachable(self.cluster);
+        for (metrics, _) in self.listeners().iter() {
+            metrics.unreachable(self.cluster);
+        }
         let me = self.clone();
         self.spawn(async move {
             let mut delay = PROBE_FIRST;
@@ -213,7 +217,9 @@ impl Shared {
                 cluster = me.name(),
                 "cluster answers again; retrying what failed meanwhile"
             );
-            me.retry.notify_one();
+            for (_, retry) in me.listeners().iter() {
+                retry.notify_one();
+            }
         });
         true
     }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use futures::{StreamExt, stream};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::ObjectMeta;
 use tracing::{info, warn};
 
@@ -135,12 +135,26 @@ pub async fn release_all<K: Syncable>(
     remote: Remote,
     config: &SyncConfig,
 ) -> Result<ReleaseReport, ReleaseError> {
+    release_all_of(&ApiResource::erase::<K>(&()), remote, config).await
+}
+
+/// [`release_all`] for a kind known by its API resource, such as a
+/// [`DynamicKind`](crate::DynamicKind)'s.
+///
+/// # Errors
+///
+/// As [`release_all`].
+pub async fn release_all_of(
+    resource: &ApiResource,
+    remote: Remote,
+    config: &SyncConfig,
+) -> Result<ReleaseReport, ReleaseError> {
     let config = config.resolved();
     config.validate()?;
     let keys = Keys::new(&config.domain);
     let mapping = Mapping::new(&config);
     let client = kube::Client::from(remote);
-    let shard = list_shard::<K>(&client, &mapping).await?;
+    let shard = list_shard(&client, resource, &mapping).await?;
     let params = PatchParams {
         field_manager: Some(config.controller_name.clone()),
         ..PatchParams::default()
@@ -148,7 +162,8 @@ pub async fn release_all<K: Syncable>(
     let (config, keys, params) = (&config, &keys, &params);
     let outcomes: Vec<(ObjectKey, Outcome)> = stream::iter(shard)
         .map(|(key, meta)| {
-            let api = Api::<K>::namespaced(client.clone(), &key.namespace);
+            let api =
+                Api::<DynamicObject>::namespaced_with(client.clone(), &key.namespace, resource);
             async move {
                 let outcome = release_one(&api, &key, meta, config, keys, params).await;
                 (key, outcome)
@@ -175,13 +190,14 @@ pub async fn release_all<K: Syncable>(
 }
 
 /// The metadata of every remote object of the kind that the mapping accepts.
-async fn list_shard<K: Syncable>(
+async fn list_shard(
     client: &kube::Client,
+    resource: &ApiResource,
     mapping: &Mapping,
 ) -> Result<Vec<(ObjectKey, ObjectMeta)>, ReleaseError> {
-    let api = Api::<K>::all(client.clone());
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
     let list_error = |source| ReleaseError::List {
-        resource: K::plural(&()).into_owned(),
+        resource: resource.plural.clone(),
         source,
     };
     let mut shard = Vec::new();
@@ -207,8 +223,8 @@ async fn list_shard<K: Syncable>(
     }
 }
 
-async fn release_one<K: Syncable>(
-    api: &Api<K>,
+async fn release_one(
+    api: &Api<DynamicObject>,
     key: &ObjectKey,
     mut meta: ObjectMeta,
     config: &SyncConfig,

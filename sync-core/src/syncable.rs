@@ -1,9 +1,11 @@
 use std::fmt::Debug;
 
 use kube::Resource;
-use kube::core::{NamespaceResourceScope, ObjectMeta};
+use kube::api::{ApiResource, DynamicObject};
+use kube::core::{NamespaceResourceScope, ObjectMeta, TypeMeta};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::config::SyncConfig;
 
@@ -109,5 +111,112 @@ pub trait Syncable:
     /// of its cluster, so that the two cannot be swapped: `Kind::reconciler(Remote(r), Local(l))`.
     fn reconciler(remote: crate::Remote, local: crate::Local) -> crate::SyncBuilder<Self> {
         crate::SyncBuilder::new(remote, local)
+    }
+}
+
+/// What the reconciler needs of a synced object, whether its kind is a Rust type (every
+/// [`Syncable`] type) or chosen at run time ([`Dynamic`](crate::Dynamic)). The planner and the
+/// runtime are written once, against this trait; implement [`Syncable`], not this.
+pub trait SyncObject: Clone + Debug + Send + Sync + 'static {
+    /// What is known of the kind at run time: `()` for a [`Syncable`] type, a
+    /// [`DynamicKind`](crate::DynamicKind) for a runtime-chosen kind.
+    type Kind: Clone + Debug + Send + Sync + 'static;
+
+    /// The API resource of the kind.
+    fn api_resource(kind: &Self::Kind) -> ApiResource;
+
+    /// The kind's configuration defaults.
+    fn defaults(kind: &Self::Kind) -> SyncConfig;
+
+    /// Reads an object of the kind as a watch or an API answer gives it.
+    ///
+    /// # Errors
+    ///
+    /// When the object does not fit the kind (its spec does not parse).
+    fn from_dynamic(kind: &Self::Kind, object: &DynamicObject) -> Result<Self, serde_json::Error>;
+
+    /// The object as the API takes it.
+    ///
+    /// # Errors
+    ///
+    /// When the object does not serialise (a bug in a hand-written `Serialize`).
+    fn to_dynamic(&self) -> Result<DynamicObject, serde_json::Error>;
+
+    /// The object's metadata.
+    fn meta(&self) -> &ObjectMeta;
+
+    /// The object's metadata, mutably.
+    fn meta_mut(&mut self) -> &mut ObjectMeta;
+
+    /// The `apiVersion` and `kind` of the object.
+    fn type_meta(&self) -> TypeMeta;
+
+    /// A new local copy of this remote object, with `metadata`: the synced spec fields from
+    /// this object, local-only fields at their default, and no status.
+    #[must_use]
+    fn new_copy(&self, metadata: ObjectMeta) -> Self;
+
+    /// Copies every synced spec field of this remote object onto `local`, leaving its
+    /// local-only fields as they are.
+    fn copy_spec_to(&self, local: &mut Self);
+
+    /// The spec, as JSON, for comparisons.
+    fn spec_value(&self) -> Value;
+
+    /// The status, as JSON, when the object has one and the kind syncs it.
+    fn status_value(&self) -> Option<Value>;
+}
+
+impl<K: Syncable> SyncObject for K {
+    type Kind = ();
+
+    fn api_resource((): &()) -> ApiResource {
+        ApiResource::erase::<K>(&())
+    }
+
+    fn defaults((): &()) -> SyncConfig {
+        K::defaults()
+    }
+
+    fn from_dynamic((): &(), object: &DynamicObject) -> Result<Self, serde_json::Error> {
+        serde_json::to_value(object).and_then(serde_json::from_value)
+    }
+
+    fn to_dynamic(&self) -> Result<DynamicObject, serde_json::Error> {
+        serde_json::to_value(self).and_then(serde_json::from_value)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        Resource::meta(self)
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        Resource::meta_mut(self)
+    }
+
+    fn type_meta(&self) -> TypeMeta {
+        TypeMeta {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+        }
+    }
+
+    fn new_copy(&self, metadata: ObjectMeta) -> Self {
+        K::from_parts(metadata, K::new_local_spec(self.spec()))
+    }
+
+    fn copy_spec_to(&self, local: &mut Self) {
+        K::copy_spec(self.spec(), local.spec_mut());
+    }
+
+    fn spec_value(&self) -> Value {
+        serde_json::to_value(self.spec()).unwrap_or(Value::Null)
+    }
+
+    fn status_value(&self) -> Option<Value> {
+        // `()` is the status of a kind without one: `null`, never sent.
+        self.status()
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .filter(|v| !v.is_null())
     }
 }

@@ -191,7 +191,8 @@ impl LeaderElection {
         &self.identity
     }
 
-    fn lease(&self) -> String {
+    /// The Lease, as `namespace/name`.
+    pub(crate) fn lease(&self) -> String {
         format!("{}/{}", self.namespace, self.lease_name)
     }
 

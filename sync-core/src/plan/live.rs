@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::metadata::{self, LocalMeta, Record};
 use super::{NotKeptWrite, Observed, PlanContext, SecretPayload, Step, annotation, terminating};
 use crate::keys::Keys;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-pub(super) fn plan_live<K: Syncable>(
+pub(super) fn plan_live<K: SyncObject>(
     remote: &K,
     obs: &Observed<K>,
     cx: &PlanContext<'_>,
@@ -61,7 +61,7 @@ pub(super) fn plan_live<K: Syncable>(
 }
 
 /// The first step towards a local copy that does not exist.
-fn create_local<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+fn create_local<K: SyncObject>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
     // A record of a local copy that is gone goes first: the new copy's generation counts
     // again from 1 and could meet the old record, claiming currency for a spec never
     // checked, if the new record could not be written after the create. While the remote
@@ -74,13 +74,13 @@ fn create_local<K: Syncable>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>
     }
     let meta = metadata::new_local_meta(remote.meta(), cx);
     Step::CreateLocal {
-        object: Box::new(K::from_parts(meta, K::new_local_spec(remote.spec()))),
+        object: Box::new(remote.new_copy(meta)),
         spec_of: remote.meta().generation,
     }
 }
 
 /// The first configured secret whose current version was not sent up yet.
-fn secret_to_push<K: Syncable>(
+fn secret_to_push<K: SyncObject>(
     remote: &K,
     obs: &Observed<K>,
     recorded: &BTreeMap<String, String>,
@@ -100,7 +100,7 @@ fn secret_to_push<K: Syncable>(
 }
 
 /// The update the local object needs (spec, labels, annotations), if any.
-fn update_local<K: Syncable>(
+fn update_local<K: SyncObject>(
     remote: &K,
     local: &K,
     obs: &Observed<K>,
@@ -114,9 +114,8 @@ fn update_local<K: Syncable>(
     if obs.spec_applied.is_none_or(|g| Some(g) != generation)
         && spec_check_due(remote, local, cx.keys)
     {
-        K::copy_spec(remote.spec(), desired.spec_mut());
-        spec_differs =
-            serde_json::to_value(desired.spec()).ok() != serde_json::to_value(local.spec()).ok();
+        remote.copy_spec_to(&mut desired);
+        spec_differs = desired.spec_value() != local.spec_value();
     }
     let current = LocalMeta::of(local.meta()).fingerprint();
     let meta = metadata::desired_local_meta(remote.meta(), local.meta(), cx.keys)
@@ -147,7 +146,7 @@ fn update_local<K: Syncable>(
 /// generation moved (a local edit) since the last recorded apply, or the local object is not
 /// the one recorded (re-created, its generation counts again from 1). Malformed or missing
 /// annotations count as moved.
-fn spec_check_due<K: Syncable>(remote: &K, local: &K, keys: &Keys) -> bool {
+fn spec_check_due<K: SyncObject>(remote: &K, local: &K, keys: &Keys) -> bool {
     use metadata::generation_annotation as recorded;
     recorded(remote.meta(), &keys.remote_generation) != remote.meta().generation
         || recorded(remote.meta(), &keys.local_generation) != local.meta().generation
@@ -156,14 +155,11 @@ fn spec_check_due<K: Syncable>(remote: &K, local: &K, keys: &Keys) -> bool {
 
 /// The local status, when the remote one differs from it and it was not sent already
 /// without being kept.
-fn status_to_send<K: Syncable>(remote: &K, local: &K, obs: &Observed<K>) -> Option<Value> {
-    let local_status = serde_json::to_value(local.status()?).unwrap_or(Value::Null);
-    let remote_status = remote
-        .status()
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null);
-    // `()` is the status of a kind without one: nothing to send.
-    let differs = !local_status.is_null() && remote_status != local_status;
+fn status_to_send<K: SyncObject>(remote: &K, local: &K, obs: &Observed<K>) -> Option<Value> {
+    // A kind without a status, or a local copy with none yet: nothing to send.
+    let local_status = local.status_value()?;
+    let remote_status = remote.status_value().unwrap_or(Value::Null);
+    let differs = remote_status != local_status;
     let repeats = NotKeptWrite::repeats(obs.unkept.status.as_ref(), &local_status, &remote_status);
     (differs && !repeats).then_some(local_status)
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{PlanContext, annotation, has_finalizer};
 use crate::keys::Keys;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// A write to the remote object's metadata, guarded by its resource version.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -294,15 +294,15 @@ pub(super) fn remote_meta_patch(
 
 /// The remote secret a local one becomes: data, type, labels and annotations copied, with the
 /// remote object as its controller.
-pub(super) fn remote_secret<K: Syncable>(
+pub(super) fn remote_secret<K: SyncObject>(
     local: &Secret,
     remote: &K,
     cx: &PlanContext<'_>,
 ) -> Secret {
     let name = local.metadata.name.as_deref().unwrap_or_default();
     let owner = OwnerReference {
-        api_version: K::api_version(&()).into_owned(),
-        kind: K::kind(&()).into_owned(),
+        api_version: remote.type_meta().api_version,
+        kind: remote.type_meta().kind,
         name: cx.remote_key.name.clone(),
         uid: remote.meta().uid.clone().unwrap_or_default(),
         controller: Some(true),

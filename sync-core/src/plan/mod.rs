@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::config::{Propagation, SyncConfig};
 use crate::keys::Keys;
 use crate::mapping::{Mapping, ObjectKey};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 pub use claims::ClaimCensus;
 pub use metadata::RemoteMetaPatch;
@@ -68,7 +68,7 @@ pub enum RemoteState<K> {
     Unreadable(Box<ObjectMeta>),
 }
 
-impl<K: Syncable> RemoteState<K> {
+impl<K: SyncObject> RemoteState<K> {
     /// The remote object's metadata, unless it is gone.
     pub fn meta(&self) -> Option<&ObjectMeta> {
         match self {
@@ -315,7 +315,7 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///   annotations gate the comparison, so a spec that local defaulting changes does not loop.
 /// - `sync-remote-generation` names only a generation whose spec the local copy holds.
 /// - A write the server did not keep is not sent again until its source changes.
-pub fn plan<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+pub fn plan<K: SyncObject>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
     let keys = cx.keys;
     let local_paused = obs
         .local

@@ -22,7 +22,7 @@ use kube::core::ObjectMeta;
 use super::{Observed, PlanContext, Step, annotation, terminating};
 use crate::config::{OnRemoteDelete, SyncConfig};
 use crate::keys::Keys;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// What is known of the local namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -178,7 +178,7 @@ impl Sibling {
 }
 
 /// The local clean-up still due after the remote object went, if any.
-pub(super) fn plan_cleanup<K: Syncable>(
+pub(super) fn plan_cleanup<K: SyncObject>(
     obs: &Observed<K>,
     cx: &PlanContext<'_>,
 ) -> Option<Step<K>> {
@@ -224,7 +224,10 @@ pub(super) fn plan_cleanup<K: Syncable>(
 /// pause that arrives between the two would otherwise leave a paused object that still holds
 /// our finalizer in a namespace nothing protects. A crash between the two leaves the mark,
 /// which keeps the namespace: the safe side.
-pub(super) fn plan_unmark<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {
+pub(super) fn plan_unmark<K: SyncObject>(
+    obs: &Observed<K>,
+    cx: &PlanContext<'_>,
+) -> Option<Step<K>> {
     let ns = obs.namespace.as_ref()?;
     let siblings = obs.siblings.as_ref()?;
     let needed = siblings.iter().any(Sibling::needs_namespace);
@@ -232,7 +235,7 @@ pub(super) fn plan_unmark<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) 
     (!marks.is_empty() && !ns.terminating && !needed).then_some(Step::UnmarkNamespace(marks))
 }
 
-fn delete_local<K: Syncable>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {
+fn delete_local<K: SyncObject>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Option<Step<K>> {
     let local = obs.local.as_ref()?;
     // Only objects the controller has synced carry the managed-keys annotation: an object
     // someone created by hand under a matching name is never deleted.

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::metadata::LocalMeta;
 use super::{NamespaceState, NotKeptWrite, Observed, PlanContext, RemoteState, Step};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// What the API server answered to a step's write.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ impl NotKept {
 ///   applied.
 /// - An answer that does not fit the step (a bug, or a server that answers oddly) leaves what
 ///   is known as it was; the next pass observes afresh.
-pub fn transition<K: Syncable>(
+pub fn transition<K: SyncObject>(
     obs: &mut Observed<K>,
     step: &Step<K>,
     answer: Answer<K>,
@@ -104,7 +104,7 @@ pub fn transition<K: Syncable>(
 
 /// A local create or update answered: the spec it carried is applied, and its copied labels
 /// and annotations were kept or not.
-fn local_written<K: Syncable>(
+fn local_written<K: SyncObject>(
     obs: &mut Observed<K>,
     sent: &K,
     spec_of: Option<i64>,
@@ -130,11 +130,12 @@ fn local_written<K: Syncable>(
 }
 
 /// A remote status patch answered: the status was kept as sent, or not.
-fn status_written<K: Syncable>(obs: &mut Observed<K>, sent: &Value, stored: K) -> Option<NotKept> {
-    let got = stored
-        .status()
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null);
+fn status_written<K: SyncObject>(
+    obs: &mut Observed<K>,
+    sent: &Value,
+    stored: K,
+) -> Option<NotKept> {
+    let got = stored.status_value().unwrap_or(Value::Null);
     let kept = got == *sent;
     obs.remote = RemoteState::Present(stored);
     let write = NotKeptWrite {

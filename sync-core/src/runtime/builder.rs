@@ -1,28 +1,18 @@
 //! The builder that configures a reconciler and runs it: the public face of the runtime.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use kube::Client;
 use tokio::sync::watch;
-use tracing::info;
 
-use super::{Inner, forward};
+use super::manager::{KindBuilder, Settings, SyncManager};
 use crate::clients::{Local, Remote};
 use crate::config::SyncConfig;
-use crate::error::RunError;
-use crate::leader::Fence;
+use crate::dynamic::Dynamic;
+use crate::error::{ConfigError, RunError};
 use crate::metrics::Metrics;
-use crate::outcome::OnReconciled;
-use crate::readiness::{DEFAULT_UNREADY_AFTER, Readiness};
-use crate::scheduler::Backoff;
-use crate::syncable::Syncable;
-
-/// See [`SyncBuilder::request_timeout`].
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::syncable::{SyncObject, Syncable};
 
 /// Configures and runs the reconciler of one kind. Start from [`Syncable::reconciler`].
 ///
@@ -40,42 +30,57 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 ///     .await
 /// # }
 /// ```
+///
+/// A [`SyncManager`] runs several kinds in one process; this is a manager of one kind.
 #[must_use]
-pub struct SyncBuilder<K> {
-    remote: Client,
-    local: Client,
-    config: SyncConfig,
-    metrics: Metrics,
-    backoff: Backoff,
-    shutdown_deadline: Duration,
-    request_timeout: Duration,
-    ready: Option<Arc<std::sync::atomic::AtomicBool>>,
-    readiness: watch::Sender<bool>,
-    unready_after: Duration,
-    leader: Option<crate::leader::LeaderElection>,
-    on_reconciled: Option<OnReconciled>,
-    _kind: PhantomData<fn() -> K>,
+pub struct SyncBuilder<K: SyncObject> {
+    settings: Settings,
+    kind: KindBuilder<K>,
+    check: Result<(), ConfigError>,
 }
 
 impl<K: Syncable> SyncBuilder<K> {
     /// A builder with the kind's compile-time defaults, for the clients of the remote
     /// (management) and the local (regional) cluster.
     pub fn new(remote: Remote, local: Local) -> Self {
+        SyncBuilder::with_kind((), remote, local)
+    }
+
+    /// Changes the remote spec on its way down, for this region only; see
+    /// [`KindBuilder::transform_spec`].
+    pub fn transform_spec(mut self, f: impl Fn(&mut K::Spec) + Send + Sync + 'static) -> Self {
+        self.kind = self.kind.transform_spec(f);
+        self
+    }
+}
+
+impl SyncBuilder<Dynamic> {
+    /// Changes the remote spec (as JSON) on its way down, for this region only; see
+    /// [`KindBuilder::transform_json`].
+    pub fn transform_json(
+        mut self,
+        f: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
+    ) -> Self {
+        self.kind = self.kind.transform_json(f);
+        self
+    }
+}
+
+impl<K: SyncObject> SyncBuilder<K> {
+    /// A builder for the kind `kind` (`()` for a Rust type, an `Arc<DynamicKind>` for a
+    /// runtime-chosen one), starting from its defaults.
+    pub(crate) fn with_kind(kind: K::Kind, remote: Remote, local: Local) -> Self {
+        let config = K::defaults(&kind);
         SyncBuilder {
-            remote: remote.0,
-            local: local.0,
-            config: K::defaults(),
-            metrics: Metrics::default(),
-            backoff: Backoff::default(),
-            shutdown_deadline: Duration::from_secs(10),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            ready: None,
-            readiness: watch::Sender::new(false),
-            unready_after: DEFAULT_UNREADY_AFTER,
-            leader: None,
-            on_reconciled: None,
-            _kind: PhantomData,
+            settings: Settings::new(remote, local),
+            kind: KindBuilder::new(kind, config),
+            check: Ok(()),
         }
+    }
+
+    pub(crate) fn checked(mut self, check: Result<(), ConfigError>) -> Self {
+        self.check = check;
+        self
     }
 
     /// Calls `f` with how each reconcile pass ended (the object and the outcome, with the error
@@ -103,31 +108,31 @@ impl<K: Syncable> SyncBuilder<K> {
     /// # }
     /// ```
     pub fn on_reconciled(mut self, f: impl Fn(&crate::Reconciled) + Send + Sync + 'static) -> Self {
-        self.on_reconciled = Some(std::sync::Arc::new(f));
+        self.kind = self.kind.on_reconciled(f);
         self
     }
 
     /// Overrides configuration values, starting from the current ones:
     /// `.configure(|c| c.remote_suffix("-eu").concurrency(4))`.
     pub fn configure(mut self, f: impl FnOnce(SyncConfig) -> SyncConfig) -> Self {
-        self.config = f(self.config);
+        self.kind = self.kind.configure(f);
         self
     }
 
     /// The configuration the reconciler will run with.
     pub fn config(&self) -> &SyncConfig {
-        &self.config
+        self.kind.config()
     }
 
     /// Counts into these metrics (by default, metrics registered nowhere).
     pub fn metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
+        self.settings.metrics = metrics;
         self
     }
 
     /// Backoff of failed keys (by default 0.5 s doubling up to 60 s, with jitter).
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff = Backoff { initial, max };
+        self.kind = self.kind.backoff(initial, max);
         self
     }
 
@@ -138,13 +143,13 @@ impl<K: Syncable> SyncBuilder<K> {
     /// counts as unreachable only when a version request then goes unanswered too, so one
     /// slow request (a slow admission webhook on one object) does not stop the others.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.settings.request_timeout = timeout;
         self
     }
 
     /// How long running reconciles may take to finish after shutdown is asked (default 10 s).
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
-        self.shutdown_deadline = deadline;
+        self.settings.shutdown_deadline = deadline;
         self
     }
 
@@ -184,14 +189,14 @@ impl<K: Syncable> SyncBuilder<K> {
     /// connections leaves readiness true (its passes fail after
     /// [`request_timeout`](Self::request_timeout) meanwhile).
     pub fn readiness(&self) -> watch::Receiver<bool> {
-        self.readiness.subscribe()
+        self.settings.readiness.subscribe()
     }
 
     /// How long a watch may fail before [`readiness`](Self::readiness) turns false (default
     /// 60 s). A watch retries with backoff meanwhile, and the caches serve what they last saw;
     /// a short outage of an API server should not take a replica out of service.
     pub fn unready_after(mut self, threshold: Duration) -> Self {
-        self.unready_after = threshold;
+        self.settings.unready_after = threshold;
         self
     }
 
@@ -202,13 +207,13 @@ impl<K: Syncable> SyncBuilder<K> {
         note = "use `SyncBuilder::readiness`, a value that can be awaited and watched"
     )]
     pub fn ready_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
-        self.ready = Some(flag);
+        self.settings.ready = Some(flag);
         self
     }
 
     /// Only write while holding a Lease in the local cluster (see [`crate::LeaderElection`]).
     pub fn leader_election(mut self, leader: crate::leader::LeaderElection) -> Self {
-        self.leader = Some(leader);
+        self.settings.leader = Some(leader);
         self
     }
 
@@ -260,55 +265,9 @@ impl<K: Syncable> SyncBuilder<K> {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RunError> {
-        let config = self.config.resolved();
-        config.validate()?;
-        // Under leader election nothing is written until the Lease is held.
-        let fence = match &self.leader {
-            Some(_) => Fence::closed(),
-            None => Fence::open(),
-        };
-        let readiness = Readiness::new(
-            &self.config.controller_name,
-            self.readiness,
-            self.ready,
-            self.unready_after,
-        );
-        let (inner, writers) = Inner::<K>::new(
-            (self.remote.clone(), self.local.clone()),
-            config,
-            &self.metrics,
-            self.request_timeout,
-            fence,
-            readiness.clone(),
-            self.on_reconciled.clone(),
-        );
-        let (rx, watch) = forward(inner.clone().triggers(writers));
-
-        let shutdown = shutdown.boxed().shared();
-        let backoff = self.backoff;
-        let deadline = self.shutdown_deadline;
-        let driver = tokio::spawn(readiness.clone().drive());
-        let result = tokio::select! {
-            () = shutdown.clone() => Ok(()),
-            () = inner.wait_for_caches() => match inner.synced_onto_itself() {
-                Some(object) => Err(RunError::SameCluster { object: object.to_string() }),
-                None => {
-                    // Ready means able to work: a standby with warm caches is ready too, so
-                    // a rolling update of several replicas can proceed.
-                    readiness.caches_filled();
-                    inner
-                        .clone()
-                        .work_or_lead(self.leader, self.local.clone(), rx, backoff, deadline, shutdown.clone())
-                        .await
-                }
-            }
-        };
-        driver.abort();
-        readiness.stop();
-        watch.abort();
-        inner.remote_reach.stop();
-        inner.local_reach.stop();
-        info!(controller = %inner.config.controller_name, "reconciler stopped");
-        result
+        SyncManager::with(self.settings)
+            .push(self.kind, self.check)
+            .run(shutdown)
+            .await
     }
 }

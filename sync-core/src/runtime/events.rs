@@ -17,9 +17,9 @@ use crate::mapping::{ObjectKey, Unmapped};
 use crate::metrics::Cluster;
 use crate::plan::{NotKept, Observed};
 use crate::reachability::Unreachable;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     /// Sends a deletion for `key` if the deletion budget allows it, and counts it only if the
     /// server may have carried it out: an answer refusing it (a failed precondition, say) or
     /// finding nothing to delete (404), or a request never sent (its cluster known
@@ -167,7 +167,15 @@ impl<K: Syncable> Inner<K> {
         note: String,
     ) {
         if let Some(r) = remote {
-            self.publish(r.object_ref(&()), reason, action, note).await;
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some(self.ar.api_version.clone()),
+                kind: Some(self.ar.kind.clone()),
+                name: r.meta().name.clone(),
+                namespace: r.meta().namespace.clone(),
+                uid: r.meta().uid.clone(),
+                ..Default::default()
+            };
+            self.publish(reference, reason, action, note).await;
         }
     }
 

@@ -12,9 +12,9 @@ use crate::error::Error;
 use crate::mapping::ObjectKey;
 use crate::plan::{Answer, Observed, Step};
 use crate::reachability::{NoAnswer, Reachability, Unreachable};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     /// Carries out one write step and returns the server's answer; the caller hands it to
     /// [`crate::plan::transition`].
     pub(super) async fn execute(

@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use super::Inner;
 use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// The local names in each local namespace: of the local copies (the local watch's index), or
 /// of the remote objects whose copies belong there (the remote watch's).
@@ -69,7 +69,7 @@ pub(super) enum Side {
     Local,
 }
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     fn index_of(&self, side: Side) -> (&NamespaceIndex, &Store<DynamicObject>) {
         match side {
             Side::Remote => (&self.remote_index, &self.remote_store),

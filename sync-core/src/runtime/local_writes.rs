@@ -11,9 +11,9 @@ use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, Observed};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     pub(super) async fn create_local(
         &self,
         obj: &K,
@@ -109,11 +109,9 @@ impl<K: Syncable> Inner<K> {
     }
 }
 
-fn to_dynamic<K: Syncable>(obj: &K) -> Result<DynamicObject, Error> {
-    serde_json::to_value(obj)
-        .and_then(serde_json::from_value)
-        .map_err(|source| Error::Convert {
-            what: "object to write".into(),
-            source,
-        })
+fn to_dynamic<K: SyncObject>(obj: &K) -> Result<DynamicObject, Error> {
+    obj.to_dynamic().map_err(|source| Error::Convert {
+        what: "object to write".into(),
+        source,
+    })
 }

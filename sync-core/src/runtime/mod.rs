@@ -10,7 +10,6 @@
 //! object ([`events`]); what the controller wrote last, and when, is kept per key ([`state`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,17 +27,19 @@ use crate::deletion::BudgetGuard;
 use crate::keys::Keys;
 use crate::leader::Fence;
 use crate::mapping::{Mapping, ObjectKey};
-use crate::metrics::{Cluster, ControllerMetrics, Metrics};
+use crate::metrics::{ControllerMetrics, Metrics};
 use crate::outcome::OnReconciled;
 use crate::reachability::Reachability;
 use crate::readiness::Readiness;
-use crate::syncable::Syncable;
+use crate::scheduler::Backoff;
+use crate::syncable::SyncObject;
 
 mod builder;
 mod events;
 mod execute;
 mod index;
 mod local_writes;
+mod manager;
 mod namespaces;
 mod observe;
 mod pass;
@@ -48,6 +49,7 @@ mod watches;
 
 pub use builder::SyncBuilder;
 use index::NamespaceIndex;
+pub use manager::{KindBuilder, SyncManager};
 use state::{FirstSeen, LastWritten};
 use watches::{SecretWriters, Trigger, Writers};
 
@@ -63,23 +65,71 @@ fn secret_caches(names: &[String]) -> (BTreeMap<String, Store<Secret>>, SecretWr
     (secret_stores, secret_writers)
 }
 
-/// Sends the keys the watches yield into a channel, from a task of its own.
-fn forward(triggers: Trigger) -> (mpsc::UnboundedReceiver<ObjectKey>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let watch = tokio::spawn(async move {
+/// Sends the keys the watches yield into the queue's channel, from a task of its own.
+fn forward(triggers: Trigger, tx: mpsc::UnboundedSender<ObjectKey>) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let mut triggers = triggers;
         while let Some(key) = triggers.next().await {
             if tx.send(key).is_err() {
                 break;
             }
         }
-    });
-    (rx, watch)
+    })
+}
+
+/// A transform of the remote object on its way down (see `KindBuilder::transform_spec`).
+pub(crate) type Transform<K> = Arc<dyn Fn(&mut K) + Send + Sync>;
+
+/// What the reconcilers of one manager share: the clients, one reachability per cluster, one
+/// readiness, one fence, and the one cache of local namespaces.
+pub(crate) struct Shared {
+    remote: Client,
+    local: Client,
+    request_timeout: Duration,
+    shutdown_deadline: Duration,
+    fence: Fence,
+    readiness: Arc<Readiness>,
+    remote_reach: Arc<Reachability>,
+    local_reach: Arc<Reachability>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    metrics: Metrics,
+}
+
+/// How one kind is set up, before it runs.
+pub(crate) struct KindSetup<K: SyncObject> {
+    pub(crate) kind: K::Kind,
+    pub(crate) config: SyncConfig,
+    pub(crate) backoff: Backoff,
+    pub(crate) on_reconciled: Option<OnReconciled>,
+    pub(crate) transform: Option<Transform<K>>,
+}
+
+impl<K: SyncObject> Clone for KindSetup<K> {
+    fn clone(&self) -> Self {
+        KindSetup {
+            kind: self.kind.clone(),
+            config: self.config.clone(),
+            backoff: self.backoff,
+            on_reconciled: self.on_reconciled.clone(),
+            transform: self.transform.clone(),
+        }
+    }
 }
 
 /// Everything a running reconciler shares between its watches and its passes.
-struct Inner<K> {
+struct Inner<K: SyncObject> {
     config: SyncConfig,
+    /// The kind, as known at run time.
+    kind: K::Kind,
+    /// Applied to each remote object read, before anything is compared.
+    transform: Option<Transform<K>>,
+    backoff: Backoff,
+    shutdown_deadline: Duration,
+    /// The queue's channel: the watches send keys in, the work loop takes them out.
+    queue: mpsc::UnboundedSender<ObjectKey>,
+    queued: Mutex<Option<mpsc::UnboundedReceiver<ObjectKey>>>,
+    /// The task that forwards the watches' keys into the queue.
+    watch: Mutex<Option<JoinHandle<()>>>,
     /// Told how each pass ended, if the program asked.
     on_reconciled: Option<OnReconciled>,
     keys: Keys,
@@ -121,64 +171,62 @@ struct Inner<K> {
     /// Each local namespace as this controller's own last write to it left it, until the
     /// cache catches up: the keys of a namespace share its marks.
     own_namespaces: Mutex<HashMap<String, crate::plan::NamespaceState>>,
-    _kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Syncable> Inner<K> {
-    /// The shared state of a reconciler with empty caches, and the write halves of those
-    /// caches for the watches.
-    fn new(
-        (remote, local): (Client, Client),
-        config: SyncConfig,
-        metrics: &Metrics,
-        request_timeout: Duration,
-        fence: Fence,
-        readiness: Arc<Readiness>,
-        on_reconciled: Option<OnReconciled>,
-    ) -> (Arc<Self>, Writers) {
-        let ar = ApiResource::erase::<K>(&());
+impl<K: SyncObject> Inner<K> {
+    /// A reconciler of one kind with empty caches; its watches start at once, and fill the
+    /// caches while the manager waits for them.
+    fn start(shared: &Shared, setup: KindSetup<K>) -> Arc<Self> {
+        let KindSetup {
+            kind,
+            config,
+            backoff,
+            on_reconciled,
+            transform,
+        } = setup;
+        let ar = K::api_resource(&kind);
         let remote_writer = reflector::store::Writer::new(ar.clone());
         let remote_store = remote_writer.as_reader();
         let local_writer = reflector::store::Writer::new(ar.clone());
         let local_store = local_writer.as_reader();
-        let (ns_store, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         let (secret_stores, secret_writers) = secret_caches(&config.secrets);
         let reporter = Reporter {
             controller: config.controller_name.clone(),
             instance: None,
         };
         let retry = Arc::new(Notify::new());
-        let scoped = metrics.scoped(&config.controller_name);
-        let reach = |cluster, client: &Client| {
-            Arc::new(Reachability::new(
-                cluster,
-                client.clone(),
-                request_timeout,
-                scoped.clone(),
-                retry.clone(),
-            ))
-        };
+        let scoped = shared.metrics.scoped(&config.controller_name);
+        shared.remote_reach.listen(scoped.clone(), retry.clone());
+        shared.local_reach.listen(scoped.clone(), retry.clone());
+        let (queue, queued) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner::<K> {
             keys: Keys::new(&config.domain),
             mapping: Mapping::new(&config),
-            recorder: Recorder::new(remote.clone(), reporter),
-            metrics: scoped.clone(),
+            recorder: Recorder::new(shared.remote.clone(), reporter),
+            metrics: scoped,
             budget: BudgetGuard::new(config.deletion_budget),
-            remote_reach: reach(Cluster::Remote, &remote),
-            local_reach: reach(Cluster::Local, &local),
+            remote_reach: shared.remote_reach.clone(),
+            local_reach: shared.local_reach.clone(),
             retry,
-            request_timeout,
-            fence,
-            readiness,
+            request_timeout: shared.request_timeout,
+            shutdown_deadline: shared.shutdown_deadline,
+            fence: shared.fence.clone(),
+            readiness: shared.readiness.clone(),
             on_reconciled,
-            remote,
-            local,
+            remote: shared.remote.clone(),
+            local: shared.local.clone(),
             ar,
+            kind,
+            transform,
+            backoff,
+            queue: queue.clone(),
+            queued: Mutex::new(Some(queued)),
+            watch: Mutex::default(),
             remote_store,
             local_store,
             remote_index: NamespaceIndex::default(),
             local_index: NamespaceIndex::default(),
-            namespaces: ns_store,
+            namespaces: shared.namespaces.clone(),
             secrets: secret_stores,
             written: Mutex::default(),
             seen: Mutex::default(),
@@ -187,14 +235,14 @@ impl<K: Syncable> Inner<K> {
             unkept: Mutex::default(),
             own_namespaces: Mutex::default(),
             config,
-            _kind: PhantomData,
         });
         let writers = Writers {
             remote: remote_writer,
             local: local_writer,
-            namespaces: ns_writer,
             secrets: secret_writers,
         };
-        (inner, writers)
+        let watch = forward(inner.clone().triggers(writers), queue);
+        *state::lock(&inner.watch) = Some(watch);
+        inner
     }
 }

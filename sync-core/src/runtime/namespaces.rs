@@ -12,9 +12,9 @@ use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, NamespaceState};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     fn namespace_api(&self) -> Api<Namespace> {
         Api::all(self.local.clone())
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
@@ -13,11 +13,23 @@ use super::state::lock;
 use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling, SiblingRemote};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
+    /// A local object, read as the kind.
     pub(super) fn typed(&self, o: &DynamicObject) -> Result<K, serde_json::Error> {
-        serde_json::to_value(o).and_then(serde_json::from_value)
+        K::from_dynamic(&self.kind, o)
+    }
+
+    /// A remote object, read as the kind and transformed on its way down: everything compares
+    /// and copies the transformed spec. The remote spec is never written, so the transform
+    /// never reaches the remote cluster.
+    pub(super) fn remote_typed(&self, o: &DynamicObject) -> Result<K, serde_json::Error> {
+        let mut r = K::from_dynamic(&self.kind, o)?;
+        if let Some(f) = &self.transform {
+            f(&mut r);
+        }
+        Ok(r)
     }
 
     /// What the plan for `key` rests on, or `None` when there is nothing to do now: a cache
@@ -53,7 +65,7 @@ impl<K: Syncable> Inner<K> {
             None => None,
         };
         let remote = match remote_dyn {
-            Some(o) => match self.typed(&o) {
+            Some(o) => match self.remote_typed(&o) {
                 Ok(r) => RemoteState::Present(r),
                 // Clean-up needs only metadata: a terminating object is released even so.
                 Err(_) if o.metadata.deletion_timestamp.is_some() => {
@@ -126,7 +138,7 @@ impl<K: Syncable> Inner<K> {
         let api =
             Api::<DynamicObject>::namespaced_with(self.remote.clone(), &key.namespace, &self.ar);
         match self.remote_read(api.get(&key.name)).await {
-            Ok(o) => match self.typed(&o) {
+            Ok(o) => match self.remote_typed(&o) {
                 Ok(r) => Ok(RemoteState::Present(r)),
                 Err(_) if o.metadata.deletion_timestamp.is_some() => {
                     Ok(RemoteState::Unreadable(Box::new(o.metadata)))
@@ -227,14 +239,14 @@ impl<K: Syncable> Inner<K> {
     }
 }
 
-/// The name of the object of kind `K` that controls an object, if any.
-pub(super) fn controller_of<K: Syncable>(meta: &ObjectMeta) -> Option<String> {
-    let kind = K::kind(&());
-    let api_version = K::api_version(&());
+/// The name of the object of the kind `ar` that controls an object, if any.
+pub(super) fn controller_of(ar: &ApiResource, meta: &ObjectMeta) -> Option<String> {
     meta.owner_references
         .iter()
         .flatten()
-        .find(|o| o.controller == Some(true) && o.kind == kind && o.api_version == api_version)
+        .find(|o| {
+            o.controller == Some(true) && o.kind == ar.kind && o.api_version == ar.api_version
+        })
         .map(|o| o.name.clone())
 }
 

@@ -8,55 +8,54 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use kube::Client;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, error, info, warn};
 
 use super::Inner;
 use super::state::lock;
-use crate::error::{Error, RunError};
-use crate::leader::LeaderElection;
+use crate::error::Error;
 use crate::mapping::ObjectKey;
 use crate::outcome::Reconciled;
 use crate::plan::{Answer, Observed, PlanContext, Step, Unkept, plan, transition};
 use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// How long to look again after while an API server finishes a deletion.
 const WAIT_DELAY: Duration = Duration::from_secs(1);
 /// At most this many writes in one pass for one key; then the key is queued again.
 const MAX_STEPS: usize = 12;
 
-impl<K: Syncable> Inner<K> {
-    /// Works the queue until shutdown; under leader election, only while holding the Lease.
-    pub(super) async fn work_or_lead(
+/// The Lease a replica is elected on, and its identity, for logs.
+pub(super) struct Elected {
+    pub(super) lease: String,
+    pub(super) identity: String,
+}
+
+impl<K: SyncObject> Inner<K> {
+    /// Works the queue until shutdown; under leader election (`elected`), only while this
+    /// replica holds the Lease. The manager runs the election.
+    pub(super) async fn run_queue(
         self: Arc<Self>,
-        leader: Option<LeaderElection>,
-        local: Client,
-        mut rx: mpsc::UnboundedReceiver<ObjectKey>,
-        backoff: Backoff,
-        deadline: Duration,
+        elected: Option<Arc<Elected>>,
         shutdown: Shared<BoxFuture<'static, ()>>,
-    ) -> Result<(), RunError> {
-        let Some(leader) = leader else {
+    ) {
+        let Some(mut rx) = lock(&self.queued).take() else {
+            return;
+        };
+        let (backoff, deadline) = (self.backoff, self.shutdown_deadline);
+        let Some(elected) = elected else {
             self.work(&mut rx, backoff, deadline, shutdown).await;
-            return Ok(());
+            return;
         };
-        let identity = leader.identity().to_owned();
-        let mut election = leader.spawn(local, self.fence.clone());
-        let lease = election.lease().to_owned();
-        let stopped = |source| RunError::LeaseManagerStopped {
-            lease: lease.clone(),
-            source: Box::new(source),
-        };
+        let Elected { lease, identity } = &*elected;
+        let controller = self.config.controller_name.clone();
         loop {
             tokio::select! {
                 () = shutdown.clone() => break,
-                e = election.stopped() => return Err(stopped(e)),
                 () = self.stand_by(&mut rx) => {}
             }
-            info!(%lease, %identity, "leading");
+            info!(%controller, %lease, %identity, "leading");
             // Shutdown lets running reconciles finish within the deadline, still behind the
             // fence (the election renews meanwhile). A lapsed hold drops them at once: a
             // standby may be about to take over.
@@ -66,15 +65,12 @@ impl<K: Syncable> Inner<K> {
             tokio::select! {
                 () = work => {}
                 () = self.fence.lapsed() => {}
-                e = election.stopped() => return Err(stopped(e)),
             }
             if shutdown.peek().is_some() {
                 break;
             }
-            warn!(%lease, %identity, "lost the lease; running reconciles stopped, standing by");
+            warn!(%controller, %lease, %identity, "lost the lease; running reconciles stopped, standing by");
         }
-        // Closes the fence, then releases the Lease so that a standby takes over at once.
-        election.release().await.map_err(stopped)
     }
 
     /// Drops the keys (a new term requeues everything) until this replica holds the Lease.

@@ -10,9 +10,9 @@ use crate::error::{Error, api_status, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, RemoteMetaPatch, SecretPayload};
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     pub(super) async fn push_secret(
         &self,
         name: &str,
@@ -98,7 +98,7 @@ impl<K: Syncable> Inner<K> {
         if releasing {
             info!("released remote object");
         }
-        match self.typed(&patched) {
+        match self.remote_typed(&patched) {
             Ok(r) => Ok(Answer::Object(r)),
             // A terminating object whose spec no longer fits the kind, being released.
             Err(_) => Ok(Answer::Unreadable(Box::new(patched.metadata))),
@@ -111,8 +111,7 @@ impl<K: Syncable> Inner<K> {
         key: &ObjectKey,
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
-        let current =
-            remote_obj.and_then(|r| r.status().and_then(|s| serde_json::to_value(s).ok()));
+        let current = remote_obj.and_then(SyncObject::status_value);
         let body = serde_json::json!({ "status": merge_diff(current.as_ref(), status) });
         let r = self
             .remote_call(self.remote_api(key).patch_status(
@@ -134,7 +133,12 @@ impl<K: Syncable> Inner<K> {
         if let Some(t) = lock(&self.seen).get_mut(key).and_then(|s| s.status.take()) {
             self.metrics.status_lag(t.elapsed().as_secs_f64());
         }
-        self.answer(&patched, "patched object")
+        self.remote_typed(&patched)
+            .map(Answer::Object)
+            .map_err(|source| Error::Convert {
+                what: "patched object".into(),
+                source,
+            })
     }
 }
 

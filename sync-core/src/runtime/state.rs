@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::Inner;
 use crate::mapping::ObjectKey;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// Resource versions of the controller's last writes for one key.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,7 +38,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     /// Whether a cache is older than this controller's own last write for `key`; once both
     /// caches have caught up, the last write is forgotten.
     pub(super) fn behind_own_write(

@@ -21,7 +21,7 @@ use crate::mapping::ObjectKey;
 use crate::plan::{ClaimCensus, NamespaceState};
 use crate::reachability::{Failure, Reachability};
 use crate::readiness::WatchHealth;
-use crate::syncable::Syncable;
+use crate::syncable::SyncObject;
 
 /// The remote keys the watches yield, merged into one stream.
 pub(super) type Trigger = BoxStream<'static, ObjectKey>;
@@ -33,7 +33,6 @@ pub(super) type SecretWriters = Vec<(String, reflector::store::Writer<Secret>)>;
 pub(super) struct Writers {
     pub(super) remote: reflector::store::Writer<DynamicObject>,
     pub(super) local: reflector::store::Writer<DynamicObject>,
-    pub(super) namespaces: reflector::store::Writer<PartialObjectMeta<Namespace>>,
     pub(super) secrets: SecretWriters,
 }
 
@@ -159,14 +158,13 @@ fn report_watch_error(reach: &Reachability, e: &watcher::Error) {
     }
 }
 
-impl<K: Syncable> Inner<K> {
+impl<K: SyncObject> Inner<K> {
     /// Starts every watch; the merged stream yields the remote key of each object touched.
     pub(super) fn triggers(self: Arc<Self>, writers: Writers) -> Trigger {
         let cfg = watcher::Config::default().any_semantic();
         let remote = self.clone().remote_triggers(writers.remote, &cfg);
         let local = self.clone().local_triggers(writers.local, &cfg);
-        let namespaces = self.clone().namespace_cache(writers.namespaces, &cfg);
-        let mut all: Vec<Trigger> = vec![remote, local, namespaces];
+        let mut all: Vec<Trigger> = vec![remote, local];
         for (name, writer) in writers.secrets {
             all.push(self.clone().secret_triggers(&name, writer, &cfg));
         }
@@ -244,28 +242,13 @@ impl<K: Syncable> Inner<K> {
             .boxed()
     }
 
-    /// Namespaces fill a cache, and a change to one this controller created queues the key
-    /// of the object it was created for: when another controller removes its mark, the
-    /// namespace may be free to go, and no object of ours announces that.
-    fn namespace_cache(
-        self: Arc<Self>,
-        writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
-        cfg: &watcher::Config,
-    ) -> Trigger {
-        let reach = self.local_reach.clone();
-        let health = self.watch_health(&reach);
-        let me = self;
-        watch_into(
-            watcher(
-                Api::<PartialObjectMeta<Namespace>>::all(me.local.clone()),
-                cfg.clone(),
-            ),
-            writer,
-            reach,
-            health,
-        )
-        .filter_map(move |t| futures::future::ready(t.object().and_then(|ns| me.creator_key(&ns))))
-        .boxed()
+    /// A change to a namespace this controller created queues the key of the object it was
+    /// created for: when another controller removes its mark, the namespace may be free to
+    /// go, and no object of ours announces that.
+    pub(super) fn namespace_touched(&self, ns: &PartialObjectMeta<Namespace>) {
+        if let Some(key) = self.creator_key(ns) {
+            let _ = self.queue.send(key);
+        }
     }
 
     /// The remote key of the object a namespace was created for, if this controller created
@@ -295,7 +278,7 @@ impl<K: Syncable> Inner<K> {
         watch_into(watcher(api, cfg), writer, reach, health)
             .filter_map(move |t| {
                 let key = t.object().and_then(|s| {
-                    let owner = controller_of::<K>(&s.metadata)?;
+                    let owner = controller_of(&me.ar, &s.metadata)?;
                     me.mapping
                         .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
                 });
@@ -411,4 +394,29 @@ impl<K: Syncable> Inner<K> {
             );
         }
     }
+}
+
+/// The one watch of local namespaces that all kinds of a manager share: it fills the cache,
+/// and tells each kind of every namespace it touched.
+pub(super) fn namespace_watch(
+    local: kube::Client,
+    writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
+    reach: Arc<Reachability>,
+    health: WatchHealth,
+    touched: impl Fn(&PartialObjectMeta<Namespace>) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let cfg = watcher::Config::default().any_semantic();
+    let mut stream = watch_into(
+        watcher(Api::<PartialObjectMeta<Namespace>>::all(local), cfg),
+        writer,
+        reach,
+        health,
+    );
+    tokio::spawn(async move {
+        while let Some(t) = stream.next().await {
+            if let Some(ns) = t.object() {
+                touched(&ns);
+            }
+        }
+    })
 }

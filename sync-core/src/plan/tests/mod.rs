@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
-use crate::OnRemoteDelete;
+use crate::{OnRemoteDelete, Syncable};
 use kube::CustomResource;
 use proptest::prelude::*;
 use schemars::JsonSchema;
