@@ -467,7 +467,33 @@ async fn three_kinds_in_one_manager_sync_down_and_up_in_one_shared_namespace() {
         .await;
     }
 
+    // One shutdown stops every kind: a later remote change of any kind stays up there.
     m.stop().await;
+    let since = marks();
+    let changes = [
+        json!({"size": 9}),
+        json!({"size": "9Gi"}),
+        json!({"image": "v9"}),
+    ];
+    for ((k, name, _), change) in first_objects().into_iter().zip(changes) {
+        patch_spec(&t.r, &k, &ns, name, change).await;
+    }
+    tokio::time::sleep(HOLD).await;
+    let after = writes_on_both_since(&since, &t.name);
+    assert!(
+        after.is_empty(),
+        "writes after the manager stopped:{}",
+        describe(&after.iter().collect::<Vec<_>>())
+    );
+    for (k, name, _) in first_objects() {
+        let (r, l) = (k.api(&t.r, &ns), k.api(&t.l, &ns));
+        let (r, l) = (r.get(name).await.unwrap(), l.get(name).await.unwrap());
+        assert_ne!(
+            spec(&l),
+            spec(&r),
+            "the local copy followed after the manager stopped"
+        );
+    }
 }
 
 /// The annotation by which a sync controller says it created a local namespace.
@@ -1054,5 +1080,7 @@ async fn the_managers_readiness_waits_for_every_kinds_cache() {
         .unwrap();
     m.wait_ready(WAIT).await;
     converged(&t, &Kind::widget(), &t.ns, "w1").await;
+    let ready = m.ready.clone();
     m.stop().await;
+    assert!(!*ready.borrow(), "still ready after the manager stopped");
 }
