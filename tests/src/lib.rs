@@ -26,7 +26,10 @@
 //!   [`ControlPlane::client_as`]), an audit log of all writes
 //!   ([`ControlPlane::audit_events_since`]) and fault injection
 //!   ([`ControlPlane::stop_apiserver`], [`ControlPlane::pause_apiserver`], ...).
-//! - [`install_crd`], and a reusable test kind, [`crds::Widget`].
+//! - [`install_crd`], and a reusable test kind, [`crds::Widget`]; [`dynamic_kind`], a kind
+//!   with no Rust type, for `sync_core::DynamicKind`.
+//! - [`managed::start_manager`]: a `sync_core::SyncManager` running as its own user, bound
+//!   only to the RBAC rules of its kinds.
 //! - [`Binaries`]: where the programs come from (`KUBEBUILDER_ASSETS`, `SYNC_TEST_ASSETS`, or
 //!   a one-time build by `tests/control-plane/build.sh`).
 //!
