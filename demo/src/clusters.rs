@@ -37,11 +37,19 @@ pub struct Existing {
     pub local_context: Option<String>,
 }
 
+/// What `--generic` runs: the demo's Database kind named by its resource, with the options
+/// that the `#[sync(...)]` attribute gives the example agent.
+pub const GENERIC_RESOURCE: &str =
+    "databases.v1.acme.dev:secrets=db-credentials,local-only=/spec/storageClass";
+
 /// Admin clients of both clusters, and the flags the agent runs with.
 pub struct Clusters {
     pub remote: Client,
     pub local: Client,
     pub agent: Args,
+    /// The same clusters and leader election for the generic `sync-agent`, with the Database
+    /// kind and the example's values as its flags.
+    pub generic: sync_agent::flags::Args,
     /// Whether the demo started the clusters, and so may leave its objects to go with them.
     pub own: bool,
     /// The planes, when the demo started them; dropping them stops them.
@@ -49,7 +57,7 @@ pub struct Clusters {
 }
 
 /// The clusters that `e` names, or two planes of the demo's own.
-pub async fn connect(e: &Existing, s: &mut Screen) -> anyhow::Result<Clusters> {
+pub async fn connect(e: &Existing, generic: bool, s: &mut Screen) -> anyhow::Result<Clusters> {
     let remote = [
         path_flag("--remote-kubeconfig", &e.remote_kubeconfig),
         flag("--remote-context", &e.remote_context),
@@ -66,7 +74,7 @@ pub async fn connect(e: &Existing, s: &mut Screen) -> anyhow::Result<Clusters> {
         .cloned()
         .collect();
     if given.is_empty() {
-        return start(s).await;
+        return start(s, generic).await;
     }
     if remote.iter().all(Option::is_none) {
         bail!("name the management cluster too: --remote-kubeconfig or --remote-context");
@@ -85,13 +93,14 @@ pub async fn connect(e: &Existing, s: &mut Screen) -> anyhow::Result<Clusters> {
     Ok(Clusters {
         remote,
         local,
-        agent: agent_args(given),
+        agent: agent_args(given.clone()),
+        generic: generic_args(given),
         own: false,
         pair: None,
     })
 }
 
-async fn start(s: &mut Screen) -> anyhow::Result<Clusters> {
+async fn start(s: &mut Screen, generic: bool) -> anyhow::Result<Clusters> {
     s.say("• Starting two control planes, remote and local: etcd, kube-apiserver and");
     s.say("  kube-controller-manager each. The first run builds them from source (about 5 minutes");
     s.say("  on 2 cores, progress below); later runs take seconds.");
@@ -110,7 +119,7 @@ async fn start(s: &mut Screen) -> anyhow::Result<Clusters> {
     // With SYNC_TEST_*_KUBECONFIG set, the pair is existing clusters: no users to make there.
     let own = pair.remote.dir().is_some() && pair.local.dir().is_some();
     let mut flags = match own {
-        true => grant(s, &pair, &remote, &local).await?,
+        true => grant(s, &pair, &remote, &local, generic).await?,
         false => vec![
             path(pair.remote.kubeconfig()),
             path(pair.local.kubeconfig()),
@@ -137,7 +146,8 @@ async fn start(s: &mut Screen) -> anyhow::Result<Clusters> {
     Ok(Clusters {
         remote,
         local,
-        agent: agent_args(flags),
+        agent: agent_args(flags.clone()),
+        generic: generic_args(flags),
         own,
         pair: Some(pair),
     })
@@ -150,22 +160,39 @@ async fn grant(
     pair: &Pair,
     remote: &Client,
     local: &Client,
+    generic: bool,
 ) -> anyhow::Result<Vec<String>> {
+    let source = match generic {
+        true => "sync-agent --print-rbac",
+        false => "examples/yaml",
+    };
     s.say(format!(
-        "• Granting the agent its RBAC from examples/yaml: user {REMOTE_USER} on remote,"
+        "• Granting the agent its RBAC from {source}: user {REMOTE_USER} on remote,"
     ));
     s.say(format!(
         "  service account {NAMESPACE}/{SERVICE_ACCOUNT} on local; nothing more"
     ));
     let config = Database::defaults();
-    let (role, binding) = manifests::remote_rbac(&config);
-    apply(remote, &role).await?;
-    apply(remote, &binding).await?;
     let (namespace, _, _) = manifests::agent();
-    let (role, binding) = manifests::local_rbac(&config, true);
     apply(local, &namespace).await?;
-    apply(local, &role).await?;
-    apply(local, &binding).await?;
+    if generic {
+        // The same identities, bound to what the generic agent prints for the same kind.
+        let args = generic_args(Vec::new());
+        let resources = args.kinds.resources()?;
+        let (role, binding) = sync_agent::manifests::remote_rbac(&args, &resources);
+        apply(remote, &role).await?;
+        apply(remote, &binding).await?;
+        let (role, binding) = sync_agent::manifests::local_rbac(&args, &resources, true);
+        apply(local, &role).await?;
+        apply(local, &binding).await?;
+    } else {
+        let (role, binding) = manifests::remote_rbac(&config);
+        apply(remote, &role).await?;
+        apply(remote, &binding).await?;
+        let (role, binding) = manifests::local_rbac(&config, true);
+        apply(local, &role).await?;
+        apply(local, &binding).await?;
+    }
     let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
     let ns_group = format!("system:serviceaccounts:{NAMESPACE}");
     let groups = ["system:serviceaccounts", &ns_group];
@@ -199,6 +226,31 @@ fn agent_args(flags: Vec<String>) -> Args {
     ]
     .map(String::from);
     Args::parse_from(fixed.into_iter().chain(flags))
+}
+
+/// The generic agent's flags: the example agent's `flags`, the Database kind by resource, the
+/// example's `#[sync(...)]` values as shared flags, and the identities the demo grants.
+fn generic_args(flags: Vec<String>) -> sync_agent::flags::Args {
+    use clap::Parser as _;
+    let fixed = [
+        "sync-agent",
+        "--listen",
+        "127.0.0.1:0",
+        "--shutdown-seconds",
+        "5",
+        "--resource",
+        GENERIC_RESOURCE,
+        "--remote-suffix=-eu",
+        "--namespace-prefix=tenant-",
+        "--propagation=background",
+        "--remote-user",
+        REMOTE_USER,
+        // The Lease's name also names the service account the local RBAC binds.
+        "--lease-name",
+        SERVICE_ACCOUNT,
+    ]
+    .map(String::from);
+    sync_agent::flags::Args::parse_from(fixed.into_iter().chain(flags))
 }
 
 async fn install(s: &mut Screen, remote: &Client, local: &Client) -> anyhow::Result<()> {

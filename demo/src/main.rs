@@ -43,6 +43,10 @@ struct Args {
     /// Seconds each step may take to converge.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Run the generic `sync-agent` (the `agent/` crate, told the kind by
+    /// `--resource databases.v1.acme.dev:...`) instead of the example agent.
+    #[arg(long)]
+    generic: bool,
     #[command(flatten)]
     existing: Existing,
 }
@@ -123,7 +127,7 @@ fn logging(path: &Path) -> anyhow::Result<()> {
 async fn demo(args: &Args, s: &mut Screen, log: &Path) -> anyhow::Result<()> {
     s.say("sync demo: Database objects go from a management cluster (remote) to a region (local).");
     s.say("The region's names end in -eu. Status and credentials come back up.\n");
-    let clusters = clusters::connect(&args.existing, s).await?;
+    let clusters = clusters::connect(&args.existing, args.generic, s).await?;
     let run = match clusters.own {
         true => String::new(),
         false => format!(
@@ -157,14 +161,24 @@ async fn demo(args: &Args, s: &mut Screen, log: &Path) -> anyhow::Result<()> {
         options,
         stop.clone().cancelled_owned(),
     ));
-    let agent = Agent::new(&clusters.agent).await?;
+    let (addr, mut ready, registry, mut agent) = if args.generic {
+        s.say(format!(
+            "  the agent is the generic sync-agent: --resource {}",
+            clusters::GENERIC_RESOURCE
+        ));
+        let resources = clusters.generic.kinds.resources()?;
+        let agent = sync_agent::agent::Agent::new(&clusters.generic, resources).await?;
+        let (addr, ready, registry) = (agent.addr, agent.ready.clone(), agent.registry.clone());
+        (addr, ready, registry, tokio::spawn(agent.run(stop.clone())))
+    } else {
+        let agent = Agent::new(&clusters.agent).await?;
+        let (addr, ready, registry) = (agent.addr, agent.ready.clone(), agent.registry.clone());
+        (addr, ready, registry, tokio::spawn(agent.run(stop.clone())))
+    };
     s.say(format!(
-        "  the agent serves http://{}/metrics, /healthz and /readyz",
-        agent.addr
+        "  the agent serves http://{addr}/metrics, /healthz and /readyz"
     ));
     s.say(format!("  logs: {}", log.display()));
-    let (mut ready, registry) = (agent.ready.clone(), agent.registry.clone());
-    let mut agent = tokio::spawn(agent.run(stop.clone()));
     let until_ready = async {
         tokio::select! {
             r = &mut agent => {
@@ -181,7 +195,7 @@ async fn demo(args: &Args, s: &mut Screen, log: &Path) -> anyhow::Result<()> {
 
     let told = story::tell(&mut steps, s).await;
     match &told {
-        Ok(()) => summary::print(s, &steps, &registry),
+        Ok(()) => summary::print(s, &steps, &registry, args.generic),
         Err(_) => summary::gave_up(s, &steps),
     }
     let cleaned = if clusters.own {

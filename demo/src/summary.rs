@@ -8,7 +8,7 @@ use crate::screen::Screen;
 use crate::steps::Steps;
 
 /// Prints the summary below everything else.
-pub fn print(s: &mut Screen, steps: &Steps, registry: &Registry) {
+pub fn print(s: &mut Screen, steps: &Steps, registry: &Registry, generic: bool) {
     s.clear();
     println!("\nSummary");
     for (title, took) in &steps.done {
@@ -19,7 +19,11 @@ pub fn print(s: &mut Screen, steps: &Steps, registry: &Registry) {
         println!("  {line}");
     }
     println!("\n  Agent writes (from its /metrics): {}", writes(registry));
-    println!("  Run the agent on your clusters: cargo run -p sync-examples --bin agent -- --help");
+    let command = match generic {
+        true => "cargo run -p sync-agent -- --help",
+        false => "cargo run -p sync-examples --bin agent -- --help",
+    };
+    println!("  Run the agent on your clusters: {command}");
 }
 
 /// Prints the rows as last seen, when a step did not converge.

@@ -86,10 +86,11 @@ impl DynamicKind {
         self.status
     }
 
-    /// The defaults: controller name `<kind in lowercase>-sync`, the rest as
+    /// The defaults, as the derive's: the controller name per region, `<kind in
+    /// lowercase>-sync` followed by the suffixes (see [`SyncConfig::per_region`]), the rest as
     /// [`SyncConfig::new`].
     pub fn defaults(&self) -> SyncConfig {
-        SyncConfig::new(format!("{}-sync", self.resource.kind.to_ascii_lowercase()))
+        SyncConfig::per_region(format!("{}-sync", self.resource.kind.to_ascii_lowercase()))
     }
 
     /// The reconciler of this one kind, as [`Syncable::reconciler`](crate::Syncable::reconciler)

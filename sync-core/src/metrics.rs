@@ -68,6 +68,7 @@ fn lag_histogram() -> Histogram {
 /// | `sync_paused_objects` | gauge | |
 /// | `sync_deletion_budget_trips_total` | counter | objects held back by the deletion budget, once per object per trip |
 /// | `sync_cluster_unreachable_total` | counter | `cluster`: times the cluster was found unreachable |
+/// | `sync_cached_objects` | gauge | `cluster`: objects of the kind in the controller's cache of that cluster (its own shard only) |
 ///
 /// # Example
 ///
@@ -97,6 +98,7 @@ pub struct Metrics {
     paused: Family<ControllerLabels, Gauge>,
     budget_trips: Family<ControllerLabels, Counter>,
     unreachable: Family<ClusterLabels, Counter>,
+    cached: Family<ClusterLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -112,6 +114,7 @@ impl Default for Metrics {
             paused: Family::default(),
             budget_trips: Family::default(),
             unreachable: Family::default(),
+            cached: Family::default(),
         }
     }
 }
@@ -161,6 +164,11 @@ impl Metrics {
             "cluster_unreachable",
             "Times a cluster was found unreachable (no answer from its API server)",
             m.unreachable.clone(),
+        );
+        r.register(
+            "cached_objects",
+            "Objects of the kind in the controller's cache of each cluster (its own shard only)",
+            m.cached.clone(),
         );
         m
     }
@@ -253,6 +261,16 @@ impl ControllerMetrics {
                 cluster,
             })
             .inc();
+    }
+
+    pub(crate) fn cached(&self, cluster: Cluster, count: usize) {
+        self.m
+            .cached
+            .get_or_create(&ClusterLabels {
+                controller: self.name.clone(),
+                cluster,
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn budget_trip(&self) {

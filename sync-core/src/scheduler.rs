@@ -76,8 +76,27 @@ pub(crate) struct QueueConfig {
 const CONFLICT_DELAY: Duration = Duration::from_millis(50);
 const CONFLICT_MAX: Duration = Duration::from_secs(5);
 
+/// The lane a key waits in. A change to an object that exists on both sides (a status to
+/// send up, a spec to apply) must not wait behind thousands of creations: the first lane goes
+/// first, except that every [`FIRST_LANE_RUN`]th key comes from the second, so a steady stream
+/// of changes cannot starve creations either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Changes to objects already synced.
+    Changes,
+    /// Everything else: new objects, clean-up.
+    Rest,
+}
+
+/// At most this many keys of the first lane run in a row while the second lane waits.
+const FIRST_LANE_RUN: u32 = 4;
+
 struct Queue<Key> {
     ready: VecDeque<Key>,
+    /// The first lane: keys of objects already synced (see [`Lane`]).
+    changes: VecDeque<Key>,
+    /// First-lane keys taken in a row while the second lane had keys.
+    streak: u32,
     queued: HashSet<Key>,
     delayed: DelayQueue<Key>,
     delayed_keys: HashMap<Key, delay_queue::Key>,
@@ -91,6 +110,8 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
     fn new() -> Self {
         Queue {
             ready: VecDeque::new(),
+            changes: VecDeque::new(),
+            streak: 0,
             queued: HashSet::new(),
             delayed: DelayQueue::new(),
             delayed_keys: HashMap::new(),
@@ -103,7 +124,7 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
 
     /// Files a key whose pass ended: again at once if it changed meanwhile (unless it failed),
     /// else after the delay its outcome asks for.
-    fn finished(&mut self, key: Key, outcome: Outcome, backoff: &Backoff) {
+    fn finished(&mut self, key: Key, outcome: Outcome, backoff: &Backoff, lane: Lane) {
         self.running.remove(&key);
         let dirty = self.dirty.remove(&key);
         if outcome != Outcome::Failed {
@@ -113,7 +134,7 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
             self.conflicts.remove(&key);
         }
         match outcome {
-            _ if dirty && outcome != Outcome::Failed => self.now(key),
+            _ if dirty && outcome != Outcome::Failed => self.now(key, lane),
             Outcome::Done => {}
             Outcome::RequeueAfter(d) => self.later(key, d),
             Outcome::Conflict => {
@@ -133,7 +154,7 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
         }
     }
 
-    fn now(&mut self, key: Key) {
+    fn now(&mut self, key: Key, lane: Lane) {
         if self.running.contains(&key) {
             self.dirty.insert(key);
             return;
@@ -142,8 +163,27 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
             self.delayed.remove(&dk);
         }
         if self.queued.insert(key.clone()) {
-            self.ready.push_back(key);
+            match lane {
+                Lane::Changes => self.changes.push_back(key),
+                Lane::Rest => self.ready.push_back(key),
+            }
         }
+    }
+
+    /// The next key to run: from the first lane, unless it has had its run of
+    /// [`FIRST_LANE_RUN`] while the second lane waits.
+    fn next(&mut self) -> Option<Key> {
+        let second_waits = !self.ready.is_empty();
+        let second_turn = second_waits && self.streak >= FIRST_LANE_RUN;
+        let key = if self.changes.is_empty() || second_turn {
+            self.streak = 0;
+            self.ready.pop_front()
+        } else {
+            self.streak = if second_waits { self.streak + 1 } else { 0 };
+            self.changes.pop_front()
+        }?;
+        self.queued.remove(&key);
+        Some(key)
     }
 
     fn later(&mut self, key: Key, delay: Duration) {
@@ -167,19 +207,50 @@ impl<Key: Clone + Eq + Hash> Queue<Key> {
     }
 
     fn depth(&self) -> usize {
-        self.ready.len() + self.delayed_keys.len()
+        self.ready.len() + self.changes.len() + self.delayed_keys.len()
     }
 }
 
-/// Runs the queue until `shutdown` resolves, then lets running reconciles finish for up to
-/// `deadline` and aborts the rest. A notification on `retry_failed` retries every key that is
-/// waiting out a failure's backoff at once (a cluster that was unreachable answers again).
-#[allow(clippy::too_many_arguments)]
+/// [`run_lanes`] with every key in the second lane.
+#[cfg(test)]
 pub(crate) async fn run<Key, F, Fut>(
     keys: &mut mpsc::UnboundedReceiver<Key>,
     initial: impl IntoIterator<Item = Key>,
     config: QueueConfig,
     retry_failed: &Notify,
+    reconcile: F,
+    on_depth: impl FnMut(usize),
+    shutdown: impl Future<Output = ()>,
+) where
+    Key: Clone + Eq + Hash + Send + 'static,
+    F: Fn(Key) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let lanes = |_: &Key| Lane::Rest;
+    run_lanes(
+        keys,
+        initial,
+        config,
+        retry_failed,
+        lanes,
+        reconcile,
+        on_depth,
+        shutdown,
+    )
+    .await;
+}
+
+/// Runs the queue until `shutdown` resolves, then lets running reconciles finish for up to
+/// `deadline` and aborts the rest. A notification on `retry_failed` retries every key that is
+/// waiting out a failure's backoff at once (a cluster that was unreachable answers again).
+/// `lane` says which lane a key waits in when it becomes ready (see [`Lane`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_lanes<Key, F, Fut>(
+    keys: &mut mpsc::UnboundedReceiver<Key>,
+    initial: impl IntoIterator<Item = Key>,
+    config: QueueConfig,
+    retry_failed: &Notify,
+    lane: impl Fn(&Key) -> Lane,
     reconcile: F,
     mut on_depth: impl FnMut(usize),
     shutdown: impl Future<Output = ()>,
@@ -190,16 +261,16 @@ pub(crate) async fn run<Key, F, Fut>(
 {
     let mut q = Queue::new();
     for key in initial {
-        q.now(key);
+        let l = lane(&key);
+        q.now(key, l);
     }
     let mut tasks: JoinSet<(Key, Outcome)> = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         while tasks.len() < config.concurrency.max(1) {
-            let Some(key) = q.ready.pop_front() else {
+            let Some(key) = q.next() else {
                 break;
             };
-            q.queued.remove(&key);
             q.running.insert(key.clone());
             let fut = reconcile(key.clone());
             tasks.spawn(async move { (key, fut.await) });
@@ -207,22 +278,28 @@ pub(crate) async fn run<Key, F, Fut>(
         on_depth(q.depth());
         tokio::select! {
             () = &mut shutdown => break,
-            Some(key) = keys.recv() => q.now(key),
+            Some(key) = keys.recv() => {
+                let l = lane(&key);
+                q.now(key, l);
+            }
             () = retry_failed.notified() => {
                 // Their failure counts stay: if they fail again, the backoff goes on growing.
                 let failed: Vec<Key> = q.failures.keys().cloned().collect();
                 for key in failed {
-                    q.now(key);
+                    let l = lane(&key);
+                    q.now(key, l);
                 }
             }
             Some(expired) = q.delayed.next(), if !q.delayed.is_empty() => {
                 let key = expired.into_inner();
                 q.delayed_keys.remove(&key);
-                q.now(key);
+                let l = lane(&key);
+                q.now(key, l);
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 let Ok((key, outcome)) = joined else { continue };
-                q.finished(key, outcome, &config.backoff);
+                let l = lane(&key);
+                q.finished(key, outcome, &config.backoff, l);
             }
         }
     }
@@ -446,5 +523,73 @@ mod tests {
         // Runs at 0, 50, 150, 350 and 750 ms: five in 1 s, where a fixed 50 ms made 20.
         let runs = *runs.lock().unwrap();
         assert_eq!(runs, 5, "{runs} runs in 1 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_to_a_synced_object_overtakes_a_backlog_of_new_ones() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let r = runs.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // Keys below 1000 are new objects; 1000 and above are changes to synced ones.
+        let lane = |k: &u32| {
+            if *k >= 1000 {
+                Lane::Changes
+            } else {
+                Lane::Rest
+            }
+        };
+        let handle = tokio::spawn(async move {
+            run_lanes(
+                &mut rx,
+                0..200u32,
+                QueueConfig {
+                    concurrency: 2,
+                    backoff: Backoff::default(),
+                    deadline: Duration::from_secs(1),
+                },
+                &Notify::new(),
+                lane,
+                move |key: u32| {
+                    let r = r.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        r.lock().unwrap().push(key);
+                        Outcome::Done
+                    }
+                },
+                |_| {},
+                async {
+                    stop_rx.await.ok();
+                },
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(55)).await;
+        for k in 1000..1010u32 {
+            tx.send(k).unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop_tx.send(()).unwrap();
+        handle.await.unwrap();
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs.len(), 210, "every key ran once: {runs:?}");
+        let last_change = runs.iter().rposition(|k| *k >= 1000).unwrap();
+        // Ten changes, at most four in a row before one new key: done within about 13 runs
+        // of their arrival (after about 10 of the 200 new keys had run), not after all 200.
+        assert!(
+            last_change < 30,
+            "the last change ran as run {last_change} of 210: {runs:?}"
+        );
+        // The new keys were not starved: some ran between the changes.
+        let first_change = runs.iter().position(|k| *k >= 1000).unwrap();
+        let new_between = runs[first_change..last_change]
+            .iter()
+            .filter(|k| **k < 1000)
+            .count();
+        assert!(
+            new_between >= 2,
+            "no new key ran among the changes: {runs:?}"
+        );
     }
 }

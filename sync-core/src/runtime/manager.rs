@@ -429,6 +429,7 @@ impl SyncManager {
             fence: fence.clone(),
             readiness: readiness.clone(),
             namespaces: namespaces.clone(),
+            made: Arc::default(),
             metrics: settings.metrics,
         };
         let running: Vec<Arc<dyn Running>> = kinds

@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     remote_reach: Arc<Reachability>,
     local_reach: Arc<Reachability>,
     namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// The namespaces this process created that the cache does not show yet.
+    made: Arc<namespaces::Made>,
     metrics: Metrics,
 }
 
@@ -144,6 +146,7 @@ struct Inner<K: SyncObject> {
     /// The local copies in each local namespace.
     local_index: NamespaceIndex,
     namespaces: Store<PartialObjectMeta<Namespace>>,
+    made: Arc<namespaces::Made>,
     secrets: BTreeMap<String, Store<Secret>>,
     recorder: Recorder,
     metrics: Arc<ControllerMetrics>,
@@ -227,6 +230,7 @@ impl<K: SyncObject> Inner<K> {
             remote_index: NamespaceIndex::default(),
             local_index: NamespaceIndex::default(),
             namespaces: shared.namespaces.clone(),
+            made: shared.made.clone(),
             secrets: secret_stores,
             written: Mutex::default(),
             seen: Mutex::default(),

@@ -1,18 +1,58 @@
 //! The namespace steps as API calls: create (stamped with the creator), mark or unmark as
 //! needed, delete on the condition that nothing changed since the decision.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, Preconditions};
 use kube::core::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
-use tracing::info;
+use tokio::time::Instant;
+use tracing::{debug, info};
 
 use super::Inner;
+use super::state::lock;
 use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
 use crate::metrics::Cluster;
 use crate::plan::{Answer, NamespaceState};
 use crate::syncable::SyncObject;
+
+/// How long a namespace this process created stands in for the namespace cache, which has not
+/// shown it yet. Far longer than a watch takes to deliver it; short enough that a namespace
+/// deleted and needed again before the cache ever showed it is created again soon.
+const MADE_STANDS_FOR: Duration = Duration::from_secs(30);
+
+/// The namespace this process created last, per name, until the namespace cache shows it.
+type MadeSlot = Arc<tokio::sync::Mutex<Option<(Instant, ObjectMeta)>>>;
+
+/// The local namespaces this process created and its namespace cache does not show yet,
+/// shared by every kind of a manager: the objects of a new namespace arrive together, and
+/// one create is enough for all of them. Creates of one namespace take turns; a turn that
+/// finds the namespace made by an earlier one uses its answer instead of a create that would
+/// be refused (409).
+#[derive(Default)]
+pub(super) struct Made(Mutex<HashMap<String, MadeSlot>>);
+
+impl Made {
+    fn slot(&self, namespace: &str) -> MadeSlot {
+        lock(&self.0)
+            .entry(namespace.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The namespace cache shows `namespace`: it speaks for itself from now on.
+    pub(super) fn seen(&self, namespace: &str) {
+        let mut made = lock(&self.0);
+        if !made.is_empty() {
+            made.remove(namespace);
+        }
+    }
+}
 
 impl<K: SyncObject> Inner<K> {
     fn namespace_api(&self) -> Api<Namespace> {
@@ -38,6 +78,18 @@ impl<K: SyncObject> Inner<K> {
                 self.config.controller_name.clone(),
             ),
         ]);
+        let slot = self.made.slot(&local_key.namespace);
+        let mut made = slot.lock().await;
+        if let Some((at, meta)) = made.as_ref()
+            && at.elapsed() < MADE_STANDS_FOR
+        {
+            debug!(namespace = %local_key.namespace, "local namespace just created by this process");
+            return Ok(self.namespace_answer(meta));
+        }
+        // The cache may have caught up while this pass waited for its turn.
+        if let Some(ns) = self.namespaces.get(&ObjectRef::new(&local_key.namespace)) {
+            return Ok(self.namespace_answer(&ns.metadata));
+        }
         let labels = &self.config.namespace_labels;
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -55,6 +107,7 @@ impl<K: SyncObject> Inner<K> {
             .write_result(Cluster::Local, r, "create namespace".to_owned(), remote_obj)
             .await?;
         self.metrics.wrote(Cluster::Local, "create", "namespaces");
+        *made = Some((Instant::now(), created.metadata.clone()));
         info!(namespace = %local_key.namespace, "created local namespace");
         Ok(self.namespace_answer(&created.metadata))
     }

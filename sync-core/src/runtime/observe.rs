@@ -122,6 +122,9 @@ impl<K: SyncObject> Inner<K> {
             .namespaces
             .get(&ObjectRef::new(&local_key.namespace))
             .map(|ns| NamespaceState::from_meta(&ns.metadata, &self.keys));
+        if cached.is_some() {
+            self.made.seen(&local_key.namespace);
+        }
         let mut own = lock(&self.own_namespaces);
         let namespace = NamespaceState::fresher(cached.clone(), own.get(&local_key.namespace));
         if namespace == cached {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, error, info, warn};
 
@@ -101,16 +102,33 @@ impl<K: SyncObject> Inner<K> {
             backoff,
             deadline,
         };
-        scheduler::run(
+        let lanes = self.clone();
+        scheduler::run_lanes(
             rx,
             initial,
             queue,
             &self.retry,
+            move |key| lanes.lane(key),
             move |key| me.clone().reconcile(key),
             move |d| metrics.queue_depth(d),
             stop,
         )
         .await;
+    }
+
+    /// The queue lane of a key: changes to an object whose local copy exists go ahead of
+    /// new objects, so a status or spec change does not wait behind a burst of creations.
+    fn lane(&self, key: &ObjectKey) -> scheduler::Lane {
+        let copied = self.mapping.to_local(key).is_ok_and(|local| {
+            self.local_store
+                .get(&ObjectRef::new_with(&local.name, self.ar.clone()).within(&local.namespace))
+                .is_some()
+        });
+        if copied {
+            scheduler::Lane::Changes
+        } else {
+            scheduler::Lane::Rest
+        }
     }
 
     async fn reconcile(self: Arc<Self>, key: ObjectKey) -> Outcome {

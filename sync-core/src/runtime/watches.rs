@@ -18,6 +18,7 @@ use super::index::Side;
 use super::observe::controller_of;
 use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
+use crate::metrics::Cluster;
 use crate::plan::{ClaimCensus, NamespaceState};
 use crate::reachability::{Failure, Reachability};
 use crate::readiness::WatchHealth;
@@ -180,8 +181,9 @@ impl<K: SyncObject> Inner<K> {
         let remote_api = Api::<DynamicObject>::all_with(self.remote.clone(), &self.ar);
         let reach = self.remote_reach.clone();
         let health = self.watch_health(&reach);
-        let (me, indexer) = (self.clone(), self);
+        let (me, indexer, shard) = (self.clone(), self.clone(), self);
         let events = watcher(remote_api, cfg.clone())
+            .filter(move |e| futures::future::ready(shard.in_shard(Side::Remote, e)))
             .inspect(move |e| indexer.index_before_cache(Side::Remote, e));
         watch_into(events, writer, reach, health)
             .flat_map(move |t| {
@@ -189,10 +191,12 @@ impl<K: SyncObject> Inner<K> {
                     Touched::Object(o) => o,
                     Touched::Listed => {
                         me.index_after_cache(Side::Remote, None);
+                        me.metrics.cached(Cluster::Remote, me.remote_store.len());
                         return stream::iter(me.all_keys());
                     }
                 };
                 me.index_after_cache(Side::Remote, Some(&o));
+                me.metrics.cached(Cluster::Remote, me.remote_store.len());
                 let key = key_of(&o);
                 let ours = me.is_ours(&key);
                 if ours {
@@ -216,8 +220,9 @@ impl<K: SyncObject> Inner<K> {
         let local_api = Api::<DynamicObject>::all_with(self.local.clone(), &self.ar);
         let reach = self.local_reach.clone();
         let health = self.watch_health(&reach);
-        let (me, indexer) = (self.clone(), self);
+        let (me, indexer, shard) = (self.clone(), self.clone(), self);
         let events = watcher(local_api, cfg.clone())
+            .filter(move |e| futures::future::ready(shard.in_shard(Side::Local, e)))
             .inspect(move |e| indexer.index_before_cache(Side::Local, e));
         watch_into(events, writer, reach, health)
             .flat_map(move |t| {
@@ -225,10 +230,12 @@ impl<K: SyncObject> Inner<K> {
                     Touched::Object(o) => o,
                     Touched::Listed => {
                         me.index_after_cache(Side::Local, None);
+                        me.metrics.cached(Cluster::Local, me.local_store.len());
                         return stream::iter(me.all_keys());
                     }
                 };
                 me.index_after_cache(Side::Local, Some(&o));
+                me.metrics.cached(Cluster::Local, me.local_store.len());
                 let key = me.mapping.to_remote(&key_of(&o));
                 if let Some(key) = &key {
                     lock(&me.seen)
@@ -285,6 +292,29 @@ impl<K: SyncObject> Inner<K> {
                 futures::future::ready(key)
             })
             .boxed()
+    }
+
+    /// Whether a watch event may reach the cache: an object of another shard never does, so
+    /// the caches (and the controller's memory) follow its own shard, not the whole cluster.
+    /// On the remote side that is a key the mapping refuses as foreign (another suffix,
+    /// prefix or namespace suffix); on the local side, an object that maps to no remote key,
+    /// which can never be a copy of ours. Events without an object always pass.
+    fn in_shard(
+        &self,
+        side: Side,
+        event: &Result<watcher::Event<DynamicObject>, watcher::Error>,
+    ) -> bool {
+        let o = match event {
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
+            ) => o,
+            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => return true,
+        };
+        let key = key_of(o);
+        match side {
+            Side::Remote => self.is_ours(&key),
+            Side::Local => self.mapping.to_remote(&key).is_some(),
+        }
     }
 
     /// Whether a remote key is this controller's to sync or to report.

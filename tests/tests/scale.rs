@@ -1,0 +1,233 @@
+//! What keeps the controller's cost bounded by its own shard, on real clusters:
+//!
+//! - objects of other shards (another region's suffix) never reach its caches, so its memory
+//!   follows its own shard, not the whole management cluster;
+//! - many objects arriving together in a new namespace make one namespace create, not one
+//!   create per object with all but one refused (409).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::future::join_all;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use prometheus_client::registry::Registry;
+use sync_core::{Local, Metrics, Remote, SyncConfig, Syncable};
+use sync_tests::unique_name;
+use tokio::sync::oneshot;
+
+/// Longer than the common 30 s: these tests make tens of objects on shared planes.
+const SLOW: Duration = Duration::from_secs(60);
+
+/// Starts a reconciler as `user` with `config` (granted exactly its RBAC), counting into
+/// `metrics`; it stops when the returned sender is dropped or sent to.
+async fn start_with_metrics(
+    user: &str,
+    config: SyncConfig,
+    metrics: Metrics,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
+) {
+    let pair = pair();
+    grant_controller::<Database>(pair, user, &config, false).await;
+    let remote = pair.remote.client_as(user, &[]).await.unwrap();
+    let local = pair.local.client_as(user, &[]).await.unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let builder = Database::reconciler(Remote(remote), Local(local))
+        .configure(|_| config)
+        .metrics(metrics)
+        .backoff(Duration::from_millis(200), Duration::from_secs(5))
+        .shutdown_deadline(Duration::from_secs(5));
+    let handle = tokio::spawn(builder.run(async move {
+        let _ = rx.await;
+    }));
+    (tx, handle)
+}
+
+/// The value of the gauge `sync_cached_objects` for `controller` and `cluster`.
+fn cached(registry: &Registry, controller: &str, cluster: &str) -> Option<i64> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("sync_cached_objects{"))
+        .filter(|l| l.contains(&format!("controller=\"{controller}\"")))
+        .filter(|l| l.contains(&format!("cluster=\"{cluster}\"")))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn create_all(api: &Api<Database>, names: impl IntoIterator<Item = String>) {
+    join_all(names.into_iter().map(|n| async move {
+        api.create(&PostParams::default(), &db(&n, "1Gi"))
+            .await
+            .unwrap();
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_of_other_shards_never_reach_the_cache() {
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local = admin(&pair.local).await;
+    let ns = unique_name("shard");
+    create_namespace(&remote, &ns).await;
+    // A suffix of this test's own: every other object of the kind on the shared management
+    // cluster (other tests', other "regions'") is another shard's.
+    let region = format!("-{}", unique_name("r"));
+    let other = format!("-{}", unique_name("o"));
+    let api: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    create_all(&api, (0..30).map(|i| format!("db{i}{other}"))).await;
+    create_all(&api, (0..3).map(|i| format!("db{i}{region}"))).await;
+
+    let user = unique_name("shard-ctl");
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region);
+    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+
+    let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
+    eventually("the shard's 3 objects synced", SLOW, || async {
+        let n = locals
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len();
+        if n == 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} local copies"))
+        }
+    })
+    .await;
+    // Every object the controller touched has passed through its cache by now.
+    let remote_cached = cached(&registry, &user, "Remote");
+    assert_eq!(
+        remote_cached,
+        Some(3),
+        "the remote cache should hold the 3 objects of this shard only, not the 30 of the \
+         other shard nor any other test's"
+    );
+    // The local cluster holds only this region's copies in a real deployment; here it is
+    // shared with other tests, whose copies map (no namespace suffix), so only the remote
+    // side, the management cluster ten times the shard, is checked.
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_objects_of_a_new_namespace_make_one_namespace_create() {
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local: Client = admin(&pair.local).await;
+    let ns = unique_name("one-create");
+    create_namespace(&remote, &ns).await;
+    let region = format!("-{}", unique_name("r"));
+    let api: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    // All present before the controller starts: its first passes all find the local
+    // namespace missing at once, 16 at a time.
+    create_all(&api, (0..40).map(|i| format!("db{i}{region}"))).await;
+
+    let user = unique_name("one-create-ctl");
+    let mark = pair.local.audit_mark().unwrap();
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region)
+        .concurrency(16);
+    let (stop, handle) = start_with_metrics(&user, config, Metrics::default()).await;
+
+    let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
+    eventually("all 40 local copies", SLOW, || async {
+        let n = locals
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len();
+        if n == 40 {
+            Ok(())
+        } else {
+            Err(format!("{n} local copies"))
+        }
+    })
+    .await;
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+
+    let creates: Vec<_> = pair
+        .local
+        .audit_events_since(&mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == user && e.verb == "create" && e.resource == "namespaces")
+        .collect();
+    let refused = creates.iter().filter(|e| e.code == 409).count();
+    assert_eq!(
+        creates.len(),
+        1,
+        "expected one namespace create for 40 objects of one new namespace; got {} ({} refused with 409)",
+        creates.len(),
+        refused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_does_not_wait_behind_a_burst_of_creations() {
+    const BURST: usize = 300;
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local: Client = admin(&pair.local).await;
+    let ns = unique_name("lanes");
+    create_namespace(&remote, &ns).await;
+    let region = format!("-{}", unique_name("r"));
+    let user = unique_name("lanes-ctl");
+    // Two workers, so that the burst makes a long backlog.
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region)
+        .concurrency(2);
+    let remotes: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
+    let old = format!("old{region}");
+    create_all(&remotes, [old.clone()]).await;
+    let (stop, handle) = start_with_metrics(&user, config, Metrics::default()).await;
+    eventually("the old object's local copy", SLOW, || async {
+        get_opt::<Database>(&local, &ns, "old")
+            .await
+            .map(|_| ())
+            .ok_or_else(|| "no local copy".to_owned())
+    })
+    .await;
+
+    create_all(&remotes, (0..BURST).map(|i| format!("db{i}{region}"))).await;
+    // The controller is now working through the burst, two at a time.
+    set_local_status(&local, &ns, "old", "Ready").await;
+    let copies = eventually("the old object's status sent up", SLOW, || async {
+        let r = remotes.get(&old).await.map_err(|e| e.to_string())?;
+        let phase = r.status.and_then(|s| s.phase);
+        if phase.as_deref() != Some("Ready") {
+            return Err(format!("remote status phase {phase:?}"));
+        }
+        let n = locals
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len();
+        Ok(n - 1)
+    })
+    .await;
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    eprintln!("the status went up when {copies} of {BURST} new objects had local copies");
+    assert!(
+        copies < BURST * 2 / 3,
+        "the status went up only after {copies} of the {BURST} new objects were created: it \
+         waited behind the burst"
+    );
+}
