@@ -213,6 +213,7 @@ fn gadget(rules: &KindRules, k: KindBuilder<Dynamic>) -> KindBuilder<Dynamic> {
     rules.dynamic(&dynamic_kind::api_resource(), k)
 }
 
+/// Retries within 200 ms to 5 s, so a test does not wait out the default backoff.
 fn fast<K: sync_core::SyncObject>(k: KindBuilder<K>) -> KindBuilder<K> {
     k.backoff(Duration::from_millis(200), Duration::from_secs(5))
 }
