@@ -27,7 +27,7 @@ pub fn api_resource() -> ApiResource {
 }
 
 /// The CRD, the same on both planes: a namespaced kind with a status subresource, whose spec
-/// has an `image`, a `replicas` count and a `region`.
+/// has an `image`, a `replicas` count, a `region` and `limits` (`cpu`, `memory`).
 pub fn crd() -> CustomResourceDefinition {
     crd_of(&api_resource())
 }
@@ -62,7 +62,14 @@ pub fn crd_of(ar: &ApiResource) -> CustomResourceDefinition {
                             "properties": {
                                 "image": {"type": "string"},
                                 "replicas": {"type": "integer"},
-                                "region": {"type": "string"}
+                                "region": {"type": "string"},
+                                "limits": {
+                                    "type": "object",
+                                    "properties": {
+                                        "cpu": {"type": "string"},
+                                        "memory": {"type": "string"}
+                                    }
+                                }
                             }
                         },
                         "status": {

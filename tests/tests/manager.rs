@@ -789,6 +789,78 @@ async fn a_dynamic_kinds_local_only_field_is_left_as_set_while_the_rest_follows_
     m.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_local_only_field_is_kept_even_when_the_remote_drops_its_parent() {
+    let t = env("nestedlocal").await;
+    let ns = &t.ns;
+    let k = Kind::gadget();
+    let prefix = t.prefix();
+    let m = start(&t.name, None, move |m, rbac| {
+        m.defaults(move |c| c.namespace_prefix(prefix.clone()))
+            .add_dynamic(
+                DynamicKind::new(dynamic_kind::api_resource()).local_only("/spec/limits/cpu"),
+                |k| gadget(rbac, fast(k)),
+            )
+    })
+    .await;
+    let limits = json!({"cpu": "1", "memory": "1Gi"});
+    create_remote(&t, &k, ns, "g1", json!({"image": "v1", "limits": limits})).await;
+    let follows = |want: Value| {
+        move |r: &DynamicObject, l: &DynamicObject| {
+            claimed(r)
+                && *spec(l) == want
+                && annotation(r, "sync-remote-generation")
+                    == r.metadata.generation.map(|g| g.to_string())
+                && annotation(r, "sync-local-generation")
+                    == l.metadata.generation.map(|g| g.to_string())
+        }
+    };
+    let created = json!({"image": "v1", "limits": {"memory": "1Gi"}});
+    wait_for(
+        &t,
+        &k,
+        ns,
+        "g1",
+        "created without the cpu",
+        follows(created),
+    )
+    .await;
+
+    patch_spec(&t.l, &k, ns, "g1", json!({"limits": {"cpu": "500m"}})).await;
+    patch_spec(&t.r, &k, ns, "g1", json!({"limits": {"memory": "2Gi"}})).await;
+    let changed = json!({"image": "v1", "limits": {"cpu": "500m", "memory": "2Gi"}});
+    wait_for(
+        &t,
+        &k,
+        ns,
+        "g1",
+        "the memory down, the cpu kept",
+        follows(changed),
+    )
+    .await;
+
+    patch_spec(&t.r, &k, ns, "g1", json!({"image": "v2", "limits": null})).await;
+    let dropped = json!({"image": "v2", "limits": {"cpu": "500m"}});
+    wait_for(
+        &t,
+        &k,
+        ns,
+        "g1",
+        "the limits gone but the cpu",
+        follows(dropped),
+    )
+    .await;
+    let since = marks();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = writes_on_both_since(&since, &t.name);
+    assert!(
+        idle.is_empty(),
+        "writes for a nested local-only field:{}",
+        describe(&idle.iter().collect::<Vec<_>>())
+    );
+    m.stop().await;
+}
+
 /// Runs `manager` and expects it to refuse its configuration at once. It is confined to the
 /// namespaces of `t`, so a manager that is not refused touches no other test's objects.
 async fn refused(what: &str, manager: SyncManager) {
