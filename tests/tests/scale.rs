@@ -231,3 +231,100 @@ async fn a_status_change_does_not_wait_behind_a_burst_of_creations() {
          waited behind the burst"
     );
 }
+
+/// The value of `sync_reconciles_total` for `controller` and `outcome`.
+fn reconciles(registry: &Registry, controller: &str, outcome: &str) -> u64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("sync_reconciles_total{"))
+        .filter(|l| l.contains(&format!("controller=\"{controller}\"")))
+        .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_backs_off_and_ends_on_the_namespace_event() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{DeleteParams, Patch, PatchParams};
+
+    const HOLD: Duration = Duration::from_secs(16);
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local: Client = admin(&pair.local).await;
+    let ns = unique_name("waits");
+    create_namespace(&remote, &ns).await;
+    let region = format!("-{}", unique_name("r"));
+    let user = unique_name("waits-ctl");
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region);
+    let remotes: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    let name = format!("db{region}");
+    create_all(&remotes, [name.clone()]).await;
+    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    eventually("the local copy", SLOW, || async {
+        get_opt::<Database>(&local, &ns, "db")
+            .await
+            .map(|_| ())
+            .ok_or_else(|| "no local copy".to_owned())
+    })
+    .await;
+
+    // Something else in the local namespace holds its deletion until the test lets go.
+    let cms: Api<ConfigMap> = Api::namespaced(local.clone(), &ns);
+    let mut hold = ConfigMap::default();
+    hold.metadata.name = Some("hold".into());
+    hold.metadata.finalizers = Some(vec!["sync.test/hold".into()]);
+    cms.create(&PostParams::default(), &hold).await.unwrap();
+
+    remotes
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let namespaces: Api<Namespace> = Api::all(local.clone());
+    eventually("the local namespace terminating", SLOW, || async {
+        let n = namespaces.get(&ns).await.map_err(|e| e.to_string())?;
+        n.metadata
+            .deletion_timestamp
+            .map(|_| ())
+            .ok_or_else(|| "not terminating".to_owned())
+    })
+    .await;
+    let before = reconciles(&registry, &user, "waiting");
+    tokio::time::sleep(HOLD).await;
+    let waits = reconciles(&registry, &user, "waiting") - before;
+
+    let released = tokio::time::Instant::now();
+    let unhold = serde_json::json!({"metadata": {"finalizers": null}});
+    cms.patch("hold", &PatchParams::default(), &Patch::Merge(unhold))
+        .await
+        .unwrap();
+    eventually("the remote object released and gone", SLOW, || async {
+        match get_opt::<Database>(&remote, &ns, &name).await {
+            None => Ok(()),
+            Some(r) => Err(format!(
+                "still there, finalizers {:?}",
+                r.metadata.finalizers
+            )),
+        }
+    })
+    .await;
+    let took = released.elapsed();
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    eprintln!("{waits} waiting passes in {HOLD:?}; released {took:?} after the namespace could go");
+    assert!(
+        waits <= 9,
+        "{waits} waiting passes while the namespace deletion was held for {HOLD:?}: the wait \
+         polls instead of backing off"
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "the remote object was released {took:?} after the namespace could go: the wait did \
+         not end on the namespace's event"
+    );
+}

@@ -166,6 +166,8 @@ struct Inner<K: SyncObject> {
     /// When a change was first seen on each side and not yet synced, for the lag histograms.
     seen: Mutex<HashMap<ObjectKey, FirstSeen>>,
     paused: Mutex<HashSet<ObjectKey>>,
+    /// Per key, the passes in a row that ended waiting: the next look backs off.
+    waits: Mutex<HashMap<ObjectKey, u32>>,
     /// Keys claimed by another controller and already reported.
     claimed_elsewhere: Mutex<HashSet<ObjectKey>>,
     /// Per key, the writes the server did not keep, so they are not sent again until their
@@ -235,6 +237,7 @@ impl<K: SyncObject> Inner<K> {
             written: Mutex::default(),
             seen: Mutex::default(),
             paused: Mutex::default(),
+            waits: Mutex::default(),
             claimed_elsewhere: Mutex::default(),
             unkept: Mutex::default(),
             own_namespaces: Mutex::default(),

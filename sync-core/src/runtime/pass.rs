@@ -22,8 +22,12 @@ use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::SyncObject;
 
-/// How long to look again after while an API server finishes a deletion.
+/// How long to look again after, the first time a pass waits for an API server to finish
+/// something (a deletion); it doubles with each wait in a row, up to [`WAIT_MAX`]. The wait
+/// ends sooner on the event that ends it: the namespace's (which queues every key of that
+/// namespace) or the local object's.
 const WAIT_DELAY: Duration = Duration::from_secs(1);
+const WAIT_MAX: Duration = Duration::from_secs(16);
 /// At most this many writes in one pass for one key; then the key is queued again.
 const MAX_STEPS: usize = 12;
 
@@ -169,6 +173,9 @@ impl<K: SyncObject> Inner<K> {
                 ("error", Outcome::Failed)
             }
         };
+        if label != "waiting" {
+            lock(&self.waits).remove(&key);
+        }
         self.metrics.reconciled(label);
         self.tell(&key, label, failure);
         outcome
@@ -271,8 +278,15 @@ impl<K: SyncObject> Inner<K> {
                     return Ok(("skipped", Outcome::Done));
                 }
                 Step::Wait(why) => {
-                    debug!(why, "waiting");
-                    return Ok(("waiting", Outcome::RequeueAfter(WAIT_DELAY)));
+                    let n = {
+                        let mut waits = lock(&self.waits);
+                        let n = waits.entry(key.clone()).or_default();
+                        *n = n.saturating_add(1);
+                        *n
+                    };
+                    let delay = WAIT_DELAY.saturating_mul(1 << (n - 1).min(8)).min(WAIT_MAX);
+                    debug!(why, ?delay, "waiting");
+                    return Ok(("waiting", Outcome::RequeueAfter(delay)));
                 }
                 step => {
                     let answer = self.execute(&step, obs, key, cx.local_key).await?;

@@ -249,12 +249,30 @@ impl<K: SyncObject> Inner<K> {
             .boxed()
     }
 
-    /// A change to a namespace this controller created queues the key of the object it was
-    /// created for: when another controller removes its mark, the namespace may be free to
-    /// go, and no object of ours announces that.
+    /// A change to a namespace queues the key of the object this controller created it for
+    /// (when another controller removes its mark, the namespace may be free to go, and no
+    /// object of ours announces that), and the keys of this controller's objects in it whose
+    /// last pass waited (for the namespace to go, or to finish terminating): their wait ends
+    /// on this event rather than on a poll. Costs O(objects in that namespace), through the
+    /// index.
     pub(super) fn namespace_touched(&self, ns: &PartialObjectMeta<Namespace>) {
         if let Some(key) = self.creator_key(ns) {
             let _ = self.queue.send(key);
+        }
+        let namespace = ns.name_any();
+        let mut names = self.local_index.names(&namespace);
+        names.extend(self.remote_index.names(&namespace));
+        names.sort_unstable();
+        names.dedup();
+        let waiting = lock(&self.waits);
+        for name in names {
+            if let Some(key) = self
+                .mapping
+                .to_remote(&ObjectKey::new(namespace.clone(), name))
+                && waiting.contains_key(&key)
+            {
+                let _ = self.queue.send(key);
+            }
         }
     }
 
