@@ -3,12 +3,15 @@
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sync_core::Syncable;
 
 /// The spec of a [`Widget`]: a namespaced test kind in group `test.sync.dev`, version `v1`,
-/// with a status subresource.
+/// with a status subresource, synced by `#[derive(Syncable)]` with every default.
 ///
 /// Install it with `install_crd(&client, Widget::crd())` (using [`kube::CustomResourceExt`]).
-#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource, Syncable, Clone, Debug, Default, Deserialize, Serialize, PartialEq, JsonSchema,
+)]
 #[kube(
     group = "test.sync.dev",
     version = "v1",

@@ -26,7 +26,10 @@
 //!   [`ControlPlane::client_as`]), an audit log of all writes
 //!   ([`ControlPlane::audit_events_since`]) and fault injection
 //!   ([`ControlPlane::stop_apiserver`], [`ControlPlane::pause_apiserver`], ...).
-//! - [`install_crd`], and a reusable test kind, [`crds::Widget`].
+//! - [`install_crd`], and a reusable test kind, [`crds::Widget`]; [`dynamic_kind`], a kind
+//!   with no Rust type, for `sync_core::DynamicKind`.
+//! - [`managed::start_manager`]: a `sync_core::SyncManager` running as its own user, bound
+//!   only to the RBAC rules of its kinds.
 //! - [`Binaries`]: where the programs come from (`KUBEBUILDER_ASSETS`, `SYNC_TEST_ASSETS`, or
 //!   a one-time build by `tests/control-plane/build.sh`).
 //!
@@ -39,10 +42,12 @@ mod certs;
 pub mod controller;
 mod crd;
 pub mod crds;
+pub mod dynamic_kind;
 mod error;
 pub mod fragile;
 pub mod harness;
 pub mod loose;
+pub mod managed;
 mod plane;
 mod process;
 pub mod second_kind;
