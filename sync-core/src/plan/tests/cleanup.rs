@@ -245,3 +245,34 @@ fn a_terminating_remote_object_whose_spec_does_not_parse_is_cleaned_up_and_relea
     );
     assert!(matches!(plan(&o, &f.cx()), Step::InSync));
 }
+
+#[test]
+fn in_a_namespace_another_kind_of_the_manager_made_the_copy_goes_but_not_the_namespace() {
+    let mut config = default_fixture().config;
+    config.partners = vec!["cache-sync".into()];
+    let f = fixture(config);
+    let mut o = gone(&f, false, false);
+    o.namespace = Some(NamespaceState {
+        owner: Some("c1".into()),
+        created_by: Some("cache-sync".into()),
+        ..ns_state(false, false)
+    });
+    assert!(matches!(
+        plan(&o, &f.cx()),
+        Step::DeleteLocal(Propagation::Foreground)
+    ));
+    o.local = None;
+    assert!(
+        !matches!(plan(&o, &f.cx()), Step::DeleteNamespace { .. }),
+        "the namespace is its creator's to delete"
+    );
+    // Without the manager (separate processes), the copy is not this controller's to delete.
+    let f = default_fixture();
+    let mut o = gone(&f, false, false);
+    o.namespace = Some(NamespaceState {
+        owner: Some("c1".into()),
+        created_by: Some("cache-sync".into()),
+        ..ns_state(false, false)
+    });
+    assert!(!matches!(plan(&o, &f.cx()), Step::DeleteLocal(_)));
+}
