@@ -102,6 +102,7 @@ fn watch_into<R>(
     writer: reflector::store::Writer<R>,
     reach: Arc<Reachability>,
     health: WatchHealth,
+    watched: String,
 ) -> BoxStream<'static, Touched<R>>
 where
     R: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
@@ -127,7 +128,7 @@ where
                 Ok(watcher::Event::InitDone) => Some(Touched::Listed),
                 Ok(watcher::Event::Init) => None,
                 Err(e) => {
-                    report_watch_error(&reach, &e);
+                    report_watch_error(&reach, &watched, &e);
                     None
                 }
             };
@@ -138,7 +139,8 @@ where
 
 /// Logs a watch failure: once per outage when the cluster is unreachable (the watcher retries
 /// with backoff meanwhile), and an expired watch as the routine relist it is.
-fn report_watch_error(reach: &Reachability, e: &watcher::Error) {
+/// `watched` says what the watch is of (the resource, `namespaces`, a secret), for the log.
+fn report_watch_error(reach: &Reachability, watched: &str, e: &watcher::Error) {
     let source = match e {
         watcher::Error::InitialListFailed(s)
         | watcher::Error::WatchStartFailed(s)
@@ -147,18 +149,21 @@ fn report_watch_error(reach: &Reachability, e: &watcher::Error) {
     };
     match (e, source.map(|s| reach.failed(s))) {
         (_, Some(Failure::NowUnreachable)) => {
-            warn!(cluster = reach.cluster(), error = %e, "cluster unreachable; retrying with backoff until it answers");
+            warn!(cluster = reach.cluster(), watch = watched, error = %e, "cluster unreachable; retrying with backoff until it answers");
         }
         (_, Some(Failure::StillUnreachable)) => {
-            debug!(cluster = reach.cluster(), error = %e, "watch failed; cluster still unreachable");
+            debug!(cluster = reach.cluster(), watch = watched, error = %e, "watch failed; cluster still unreachable");
         }
         (watcher::Error::WatchError(s), _) if s.code == 410 => {
             info!(
                 cluster = reach.cluster(),
+                watch = watched,
                 "watch expired (410 Gone); listing again"
             );
         }
-        _ => warn!(cluster = reach.cluster(), error = %e, "watch failed; retrying with backoff"),
+        _ => {
+            warn!(cluster = reach.cluster(), watch = watched, error = %e, "watch failed; retrying with backoff")
+        }
     }
 }
 
@@ -193,7 +198,7 @@ impl<K: SyncObject> Inner<K> {
         let events = watcher(remote_api, cfg.clone())
             .filter(move |e| futures::future::ready(shard.in_shard(Side::Remote, e)))
             .inspect(move |e| indexer.index_before_cache(Side::Remote, e));
-        watch_into(events, writer, reach, health)
+        watch_into(events, writer, reach, health, me.watched())
             .flat_map(move |t| {
                 let o = match t {
                     Touched::Object(o) => o,
@@ -232,7 +237,7 @@ impl<K: SyncObject> Inner<K> {
         let events = watcher(local_api, cfg.clone())
             .filter(move |e| futures::future::ready(shard.in_shard(Side::Local, e)))
             .inspect(move |e| indexer.index_before_cache(Side::Local, e));
-        watch_into(events, writer, reach, health)
+        watch_into(events, writer, reach, health, me.watched())
             .flat_map(move |t| {
                 let o = match t {
                     Touched::Object(o) => o,
@@ -308,16 +313,30 @@ impl<K: SyncObject> Inner<K> {
         let reach = self.local_reach.clone();
         let health = self.watch_health(&reach);
         let me = self;
-        watch_into(watcher(api, cfg), writer, reach, health)
-            .filter_map(move |t| {
-                let key = t.object().and_then(|s| {
-                    let owner = controller_of(&me.ar, &s.metadata)?;
-                    me.mapping
-                        .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
-                });
-                futures::future::ready(key)
-            })
-            .boxed()
+        watch_into(
+            watcher(api, cfg),
+            writer,
+            reach,
+            health,
+            format!("secrets named {name}"),
+        )
+        .filter_map(move |t| {
+            let key = t.object().and_then(|s| {
+                let owner = controller_of(&me.ar, &s.metadata)?;
+                me.mapping
+                    .to_remote(&ObjectKey::new(s.namespace().unwrap_or_default(), owner))
+            });
+            futures::future::ready(key)
+        })
+        .boxed()
+    }
+
+    /// What the watches of the kind are of, for logs: `<plural>.<version>.<group>`.
+    fn watched(&self) -> String {
+        match self.ar.group.as_str() {
+            "" => format!("{}.{}", self.ar.plural, self.ar.version),
+            group => format!("{}.{}.{group}", self.ar.plural, self.ar.version),
+        }
     }
 
     /// Whether a watch event may reach the cache: an object of another shard never does, so
@@ -467,6 +486,7 @@ pub(super) fn namespace_watch(
         writer,
         reach,
         health,
+        "namespaces".to_owned(),
     );
     tokio::spawn(async move {
         while let Some(t) = stream.next().await {
