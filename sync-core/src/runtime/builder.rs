@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::manager::{KindBuilder, Settings, SyncManager};
+use super::kind::KindBuilder;
+use super::manager::{Settings, SyncManager};
 use crate::clients::{Local, Remote};
 use crate::config::SyncConfig;
 use crate::dynamic::Dynamic;

@@ -38,6 +38,7 @@ mod builder;
 mod events;
 mod execute;
 mod index;
+mod kind;
 mod local_writes;
 mod manager;
 mod namespaces;
@@ -45,11 +46,13 @@ mod observe;
 mod pass;
 mod remote_writes;
 mod state;
+mod watch_stream;
 mod watches;
 
 pub use builder::SyncBuilder;
 use index::NamespaceIndex;
-pub use manager::{KindBuilder, SyncManager};
+pub use kind::KindBuilder;
+pub use manager::SyncManager;
 use state::{FirstSeen, LastWritten};
 use watches::{SecretWriters, Trigger, Writers};
 
