@@ -176,8 +176,12 @@ pub struct SyncFlags {
     pub namespace_annotations: Vec<(String, String)>,
 }
 
-/// `key=value`, for the namespace label and annotation flags.
-fn key_value(s: &str) -> Result<(String, String), String> {
+/// `key=value`, for the namespace label and annotation flags (the generic agent's too).
+///
+/// # Errors
+///
+/// When there is no `=`.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected key=value, got {s:?}"))

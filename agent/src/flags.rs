@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::{BoolishValueParser, PossibleValuesParser};
 use clap::{ArgAction, Parser};
 use sync_core::{DeletionBudget, SyncConfig};
-use sync_examples::flags::Clusters;
+use sync_examples::flags::{Clusters, key_value};
 use sync_names::Part;
 
 use crate::options::{self, ON_REMOTE_DELETE, OPTIONS, PROPAGATION};
@@ -153,13 +153,6 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("`{s}` is not a whole number of at least 1"))
-}
-
-/// `key=value`, for the namespace label and annotation flags.
-fn key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
 /// Leader election, for several replicas.
