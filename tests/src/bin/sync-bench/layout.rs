@@ -95,9 +95,8 @@ impl Layout {
         let mut db = self.remote_object(0);
         db.metadata.name = Some(format!("{}{REMOTE_SUFFIX}", Self::probe_name(k)));
         db.metadata.namespace = Some(self.probe_namespace());
-        db.metadata.labels = Some(
-            [("app.kubernetes.io/name".to_owned(), "bench".to_owned())].into(),
-        );
+        db.metadata.labels =
+            Some([("app.kubernetes.io/name".to_owned(), "bench".to_owned())].into());
         db
     }
 
@@ -107,9 +106,8 @@ impl Layout {
         let mut db = self.remote_object(j % self.objects.max(1));
         db.metadata.name = Some(format!("other-{j:06}{FOREIGN_SUFFIX}"));
         db.metadata.namespace = Some(self.namespace_of(j));
-        db.metadata.labels = Some(
-            [("app.kubernetes.io/name".to_owned(), "bench".to_owned())].into(),
-        );
+        db.metadata.labels =
+            Some([("app.kubernetes.io/name".to_owned(), "bench".to_owned())].into());
         db
     }
 

@@ -250,8 +250,16 @@ impl Audit<'_> {
         let is_probe = |e: &sync_tests::AuditEvent| e.name.starts_with(layout::PROBE_PREFIX);
         let probes = Writes::of(
             CONTROLLER_USER,
-            &remote.iter().filter(|e| is_probe(e)).cloned().collect::<Vec<_>>(),
-            &local.iter().filter(|e| is_probe(e)).cloned().collect::<Vec<_>>(),
+            &remote
+                .iter()
+                .filter(|e| is_probe(e))
+                .cloned()
+                .collect::<Vec<_>>(),
+            &local
+                .iter()
+                .filter(|e| is_probe(e))
+                .cloned()
+                .collect::<Vec<_>>(),
         );
         remote.retain(|e| !is_probe(e));
         local.retain(|e| !is_probe(e));

@@ -124,10 +124,8 @@ impl Observer {
     pub async fn start(remote: Client, local: Client) -> Result<Observer> {
         let (tx, rx) = mpsc::unbounded_channel();
         let secrets = watcher::Config::default().fields(&format!("metadata.name={SECRET}"));
-        let remote_secrets = watcher::Config::default().fields(&format!(
-            "metadata.name={}",
-            Layout::remote_secret_name()
-        ));
+        let remote_secrets = watcher::Config::default()
+            .fields(&format!("metadata.name={}", Layout::remote_secret_name()));
         let watches = vec![
             watch(
                 Api::<Database>::all(remote.clone()),
