@@ -65,7 +65,8 @@ pub async fn run(
                 for i in 0.. {
                     tokio::select! {
                         _ = ticks.tick() => {}
-                        _ = stop.changed() => {}
+                        // The bench gone counts as a stop.
+                        changed = stop.changed() => if changed.is_err() { break },
                     }
                     if *stop.borrow() {
                         break;
