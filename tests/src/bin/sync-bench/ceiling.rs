@@ -25,7 +25,7 @@ use sync_tests::harness::Database;
 use tokio::time::Instant;
 
 use crate::child::SECRET;
-use crate::layout::Layout;
+use crate::layout::{Layout, REMOTE_SUFFIX};
 use crate::local_controller::PHASE;
 
 /// Runs `f` for `0..n`, `concurrency` at a time, stopping at the first error.
@@ -46,9 +46,12 @@ fn keys() -> Keys {
     Keys::new(sync_core::DEFAULT_DOMAIN)
 }
 
-/// The local copy of a remote object, shaped as the controller creates it.
+/// The local copy of a remote object, shaped as the controller creates it (the remote name
+/// without the controller's suffix).
 fn local_copy(remote: &Database) -> Database {
-    let mut local = Database::new(&remote.name_any(), remote.spec.clone());
+    let name = remote.name_any();
+    let name = name.strip_suffix(REMOTE_SUFFIX).unwrap_or(&name);
+    let mut local = Database::new(name, remote.spec.clone());
     let labels = remote.metadata.labels.clone().unwrap_or_default();
     let managed = json!({"labels": labels.keys().collect::<Vec<_>>(), "annotations": []});
     local.metadata.namespace = remote.metadata.namespace.clone();
@@ -227,8 +230,14 @@ pub async fn pipeline(
                 let created = local_secrets
                     .create(&PostParams::default(), &secret(&l))
                     .await?;
+                let mut remote_secret = secret(&patched);
+                remote_secret.metadata.name = Some(Layout::remote_secret_name());
                 remote_secrets
-                    .replace(SECRET, &PostParams::default(), &secret(&patched))
+                    .replace(
+                        &Layout::remote_secret_name(),
+                        &PostParams::default(),
+                        &remote_secret,
+                    )
                     .await?;
                 let versions = json!({ SECRET: created.resource_version() }).to_string();
                 remote_api

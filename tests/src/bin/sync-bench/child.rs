@@ -14,17 +14,21 @@ use std::io::Read;
 use sync_core::{Local, Metrics, Remote, SyncConfig, Syncable};
 use sync_tests::harness::Database;
 
+use crate::layout::REMOTE_SUFFIX;
+
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The name of the local secret that a share of the objects send up.
 pub const SECRET: &str = "db-credentials";
 
-/// The configuration the controller runs with: the test kind's defaults, one secret, and the
-/// bench's concurrency.
+/// The configuration the controller runs with: the test kind's defaults, the region suffix
+/// [`REMOTE_SUFFIX`] (so that objects of other regions are really foreign), one secret, and
+/// the bench's concurrency.
 pub fn config(user: &str, concurrency: usize) -> SyncConfig {
     Database::defaults()
         .controller_name(user)
+        .remote_suffix(REMOTE_SUFFIX)
         .secrets([SECRET])
         .concurrency(concurrency)
 }
@@ -165,6 +169,21 @@ impl Controller {
     }
 }
 
+/// The `sync_cached_objects` gauges of a metrics text, by cluster.
+pub fn cached_objects(metrics: &str) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with("sync_cached_objects{"))
+        .filter_map(|l| {
+            let cluster = l.split("cluster=\"").nth(1)?.split('"').next()?.to_owned();
+            let n = l.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+            Some((cluster, n))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The `sync_reconciles_total` counters of a metrics text, by outcome.
 pub fn reconciles_by_outcome(metrics: &str) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = metrics
@@ -191,6 +210,17 @@ mod tests {
         assert_eq!(
             super::reconciles_by_outcome(text),
             [("in_sync".to_owned(), 3), ("wrote".to_owned(), 12)]
+        );
+    }
+
+    #[test]
+    fn cached_objects_are_read_by_cluster() {
+        let text = "sync_cached_objects{controller=\"c\",cluster=\"remote\"} 1000\n\
+            sync_cached_objects{controller=\"c\",cluster=\"local\"} 999\n\
+            sync_reconciles_total{controller=\"c\",outcome=\"wrote\"} 12\n";
+        assert_eq!(
+            super::cached_objects(text),
+            [("local".to_owned(), 999), ("remote".to_owned(), 1000)]
         );
     }
 }

@@ -9,6 +9,16 @@ use sync_tests::harness::{Database, DatabaseSpec};
 use crate::child::SECRET;
 use crate::local_controller::SECRET_LABEL;
 
+/// The controller's `remote_suffix`: remote names end with it, local names do not.
+pub const REMOTE_SUFFIX: &str = "-eu";
+
+/// The suffix of the objects of another region (`--foreign-factor`): never the controller's.
+pub const FOREIGN_SUFFIX: &str = "-us";
+
+/// Prefix of the status probes' names (`--status-probes`), which live in a namespace of their
+/// own so that their warm-up creates none of the run's namespaces.
+pub const PROBE_PREFIX: &str = "probe-";
+
 /// N objects spread round-robin over M namespaces; the first object of each of the first S
 /// namespaces sends a secret up (a secret name is unique per namespace, so at most one object
 /// per namespace can own it).
@@ -55,9 +65,50 @@ impl Layout {
         self.namespace(j % self.namespaces)
     }
 
-    /// The name of object `j`.
+    /// The local name of object `j`.
     pub fn name(&self, j: usize) -> String {
         format!("db-{j:05}")
+    }
+
+    /// The remote name of object `j`: the local name and the controller's suffix.
+    pub fn remote_name(&self, j: usize) -> String {
+        format!("{}{REMOTE_SUFFIX}", self.name(j))
+    }
+
+    /// The remote name of the secret sent up.
+    pub fn remote_secret_name() -> String {
+        format!("{SECRET}{REMOTE_SUFFIX}")
+    }
+
+    /// The namespace of the status probes.
+    pub fn probe_namespace(&self) -> String {
+        format!("{}-probes", self.prefix)
+    }
+
+    /// The local name of status probe `k`.
+    pub fn probe_name(k: usize) -> String {
+        format!("{PROBE_PREFIX}{k:03}")
+    }
+
+    /// Status probe `k` as the management plane creates it, in [`Layout::probe_namespace`].
+    pub fn probe_object(&self, k: usize) -> Database {
+        let mut db = self.remote_object(0);
+        db.metadata.name = Some(format!("{}{REMOTE_SUFFIX}", Self::probe_name(k)));
+        db.metadata.namespace = Some(self.probe_namespace());
+        db.metadata.labels =
+            Some([("app.kubernetes.io/name".to_owned(), "bench".to_owned())].into());
+        db
+    }
+
+    /// Foreign object `j`: of another region (its name ends with [`FOREIGN_SUFFIX`]), in the
+    /// run's namespaces, round-robin.
+    pub fn foreign_object(&self, j: usize) -> Database {
+        let mut db = self.remote_object(j % self.objects.max(1));
+        db.metadata.name = Some(format!("other-{j:06}{FOREIGN_SUFFIX}"));
+        db.metadata.namespace = Some(self.namespace_of(j));
+        db.metadata.labels =
+            Some([("app.kubernetes.io/name".to_owned(), "bench".to_owned())].into());
+        db
     }
 
     /// Whether object `j` sends a secret up.
@@ -74,7 +125,7 @@ impl Layout {
             labels.insert(SECRET_LABEL.to_owned(), "true".to_owned());
         }
         let mut db = Database::new(
-            &self.name(j),
+            &self.remote_name(j),
             DatabaseSpec {
                 size: "small".to_owned(),
                 replicas: None,
@@ -101,7 +152,7 @@ impl Layout {
     pub fn remote_secret(&self, i: usize) -> Secret {
         Secret {
             metadata: ObjectMeta {
-                name: Some(SECRET.to_owned()),
+                name: Some(Self::remote_secret_name()),
                 namespace: Some(self.namespace(i)),
                 ..ObjectMeta::default()
             },

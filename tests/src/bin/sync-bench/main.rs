@@ -15,6 +15,10 @@
 //! 4. propagation latency of K single-object spec updates;
 //! 5. the ceiling: the same writes by a plain client, without watching.
 //!
+//! During 1, K objects synced beforehand have their local status changed a few times a second
+//! (the status stage during the burst), and with `--foreign-factor F` the management cluster
+//! also holds F × N objects of another region, created before the clock.
+//!
 //! It exits non-zero when convergence fails or a step errs; the figures never fail it.
 
 // The figures are one `json!` literal, deeper than the default limit.
@@ -25,6 +29,7 @@ mod child;
 mod layout;
 mod local_controller;
 mod observer;
+mod probes;
 mod procstat;
 mod writes;
 
@@ -88,6 +93,17 @@ struct Args {
     /// Skip the two ceiling runs (their figures are then `null`), e.g. for a memory experiment.
     #[arg(long)]
     skip_ceiling: bool,
+    /// Before the clock, also create F × N remote objects of another region (names ending in
+    /// another suffix than the controller's), spread over the same namespaces; not timed.
+    #[arg(long, default_value_t = 0)]
+    foreign_factor: usize,
+    /// Objects K synced before the clock whose local status is changed during the burst, to
+    /// time the status stage under load (default 20; 10 with --quick; 0 turns it off).
+    #[arg(long)]
+    status_probes: Option<usize>,
+    /// Interval between two status changes of the probes, all probes together.
+    #[arg(long, default_value_t = 250)]
+    status_interval_ms: u64,
     /// Give up on convergence after this many seconds (default 120 + N/10).
     #[arg(long)]
     timeout_seconds: Option<u64>,
@@ -148,6 +164,7 @@ struct Plan {
     layout: Layout,
     concurrency: usize,
     updates: usize,
+    probes: usize,
     idle: Duration,
     timeout: Duration,
 }
@@ -162,6 +179,9 @@ fn plan(args: &Args, prefix: &str) -> Plan {
         layout: Layout::new(prefix, objects, namespaces, args.secret_share),
         concurrency: args.concurrency.max(1),
         updates: args.updates.unwrap_or(if args.quick { 20 } else { 100 }),
+        probes: args
+            .status_probes
+            .unwrap_or(if args.quick { 10 } else { 20 }),
         idle: Duration::from_secs(
             args.idle_seconds
                 .unwrap_or(if args.quick { 15 } else { 60 }),
@@ -211,15 +231,43 @@ impl Audit<'_> {
         ))
     }
 
-    /// The controller's writes since `from`, and a mark after them.
+    /// The controller's writes since `from`, and a mark after them. Writes on the status
+    /// probes are left out: [`Audit::probe_writes`] counts them.
     fn since(&self, from: Marks) -> Result<(Option<Writes>, Marks)> {
+        let (w, _, next) = self.since_split(from)?;
+        Ok((w, next))
+    }
+
+    /// The controller's writes since `from` on the run's objects, those on the status probes,
+    /// and a mark after them.
+    fn since_split(&self, from: Marks) -> Result<(Option<Writes>, Option<Writes>, Marks)> {
         let Some((r, l)) = from else {
-            return Ok((None, None));
+            return Ok((None, None, None));
         };
-        let remote = self.pair.remote.audit_events_since(&r)?;
-        let local = self.pair.local.audit_events_since(&l)?;
+        let mut remote = self.pair.remote.audit_events_since(&r)?;
+        let mut local = self.pair.local.audit_events_since(&l)?;
         let next = self.mark();
-        Ok((Some(Writes::of(CONTROLLER_USER, &remote, &local)), next))
+        let is_probe = |e: &sync_tests::AuditEvent| e.name.starts_with(layout::PROBE_PREFIX);
+        let probes = Writes::of(
+            CONTROLLER_USER,
+            &remote
+                .iter()
+                .filter(|e| is_probe(e))
+                .cloned()
+                .collect::<Vec<_>>(),
+            &local
+                .iter()
+                .filter(|e| is_probe(e))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        remote.retain(|e| !is_probe(e));
+        local.retain(|e| !is_probe(e));
+        Ok((
+            Some(Writes::of(CONTROLLER_USER, &remote, &local)),
+            Some(probes),
+            next,
+        ))
     }
 }
 
@@ -306,8 +354,44 @@ async fn bench(args: Args) -> Result<()> {
 
     log("creating remote namespaces and remote secrets (before the clock)");
     ceiling::prepare_remote(&admin_remote, layout, args.create_concurrency).await?;
+    if plan.probes > 0 {
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(admin_remote.clone())
+            .create(
+                &PostParams::default(),
+                &k8s_openapi::api::core::v1::Namespace {
+                    metadata: kube::core::ObjectMeta {
+                        name: Some(layout.probe_namespace()),
+                        ..kube::core::ObjectMeta::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("create the probes' remote namespace")?;
+    }
+    let foreign = args.foreign_factor * layout.objects;
+    let mut foreign_create_seconds = 0.0;
+    if foreign > 0 {
+        log(format!(
+            "creating {foreign} remote objects of another region (before the clock)"
+        ));
+        let t = Instant::now();
+        ceiling::for_each(foreign, args.create_concurrency.max(64), |j| {
+            let api = Api::<Database>::namespaced(admin_remote.clone(), &layout.namespace_of(j));
+            let o = layout.foreign_object(j);
+            async move {
+                api.create(&PostParams::default(), &o)
+                    .await
+                    .context("create a foreign remote object")?;
+                Ok(())
+            }
+        })
+        .await?;
+        foreign_create_seconds = t.elapsed().as_secs_f64();
+        log(format!("created in {foreign_create_seconds:.1}s"));
+    }
     let observer = Observer::start(admin_remote.clone(), admin_local.clone()).await?;
-    let local_controller = local_controller::start(local_controller_client);
+    let local_controller = local_controller::start(local_controller_client.clone());
     let metrics_out = work.path().join("controller-metrics.txt");
     let controller = child::Controller::spawn(child::ChildArgs {
         user: CONTROLLER_USER,
@@ -324,6 +408,30 @@ async fn bench(args: Args) -> Result<()> {
         available: managed,
     };
 
+    // The status probes: synced before the clock, then no longer tracked.
+    let probe_names: Vec<String> = (0..plan.probes).map(Layout::probe_name).collect();
+    if plan.probes > 0 {
+        log(format!("{} status probes (before the clock)", plan.probes));
+        let ns = layout.probe_namespace();
+        let api = Api::<Database>::namespaced(admin_remote.clone(), &ns);
+        let keys: Vec<String> = probe_names.iter().map(|n| key(&ns, n)).collect();
+        observer.track(keys.iter().map(|k| (k.clone(), false)).collect());
+        for k in 0..plan.probes {
+            api.create(&PostParams::default(), &layout.probe_object(k))
+                .await
+                .context("create a status probe")?;
+        }
+        for k in &keys {
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                observer.when_converged(Some(k.clone())),
+            )
+            .await
+            .with_context(|| format!("status probe {k} not synced within 120 s"))??;
+        }
+        observer.untrack(keys);
+    }
+
     // 1. Convergence.
     observer.track(
         (0..layout.objects)
@@ -339,6 +447,15 @@ async fn bench(args: Args) -> Result<()> {
     let mark = audit.mark();
     let cpu_before = sample();
     log(format!("creating {} remote objects", layout.objects));
+    let (stop_probes, probes_stopped) = tokio::sync::watch::channel(false);
+    let probing = tokio::spawn(probes::run(
+        local_controller_client.clone(),
+        observer.clone(),
+        layout.probe_namespace(),
+        probe_names.clone(),
+        Duration::from_millis(args.status_interval_ms.max(1)),
+        probes_stopped,
+    ));
     let t0 = Instant::now();
     ceiling::for_each(layout.objects, args.create_concurrency, |j| {
         let api = Api::<Database>::namespaced(admin_remote.clone(), &layout.namespace_of(j));
@@ -382,9 +499,11 @@ async fn bench(args: Args) -> Result<()> {
     let cpu_converged = sample();
     log(format!("converged in {converge_seconds:.2}s"));
     let stages = observer.stages().await;
+    let _ = stop_probes.send(true);
+    let probed = probing.await.context("the status probes panicked")??;
     // Writes a pass makes right after the last object converged still count as convergence's.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (converge_writes, mark) = audit.since(mark)?;
+    let (converge_writes, probe_writes, mark) = audit.since_split(mark)?;
 
     // 2. Idle.
     log(format!("idle window of {}s", plan.idle.as_secs()));
@@ -405,7 +524,7 @@ async fn bench(args: Args) -> Result<()> {
         let seen = observer.expect_local_size(k.clone(), size.clone());
         let api = Api::<Database>::namespaced(admin_remote.clone(), &ns);
         api.patch(
-            &name,
+            &layout.remote_name(j),
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"size": size}})),
         )
@@ -435,6 +554,7 @@ async fn bench(args: Args) -> Result<()> {
     // The ceilings run without the bench's watches, as a plain client would.
     drop(observer);
     let reconciles = child::reconciles_by_outcome(&metrics);
+    let cached = child::cached_objects(&metrics);
 
     // 5. The ceilings, on fresh namespaces, with no controller running.
     let (mut ceiling_seconds, mut pipeline_seconds) = (f64::NAN, f64::NAN);
@@ -478,6 +598,20 @@ async fn bench(args: Args) -> Result<()> {
         "concurrency": plan.concurrency,
         "create_concurrency": args.create_concurrency,
         "quick": args.quick,
+        "remote_suffix": layout::REMOTE_SUFFIX,
+        "foreign_factor": args.foreign_factor,
+        "foreign_objects": foreign,
+        "foreign_create_seconds": foreign_create_seconds,
+        "controller_cached_objects_at_stop": cached.iter().map(|(c, n)| (c.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "status_probes": plan.probes,
+        "status_probe_interval_ms": args.status_interval_ms,
+        "status_probe_writes": probed.writes,
+        "status_probe_samples": probed.latencies_ms.len(),
+        "status_probe_lost": probed.lost,
+        "status_burst_p50_ms": quantile(&probed.latencies_ms, 0.5),
+        "status_burst_p99_ms": quantile(&probed.latencies_ms, 0.99),
+        "status_burst_max_ms": quantile(&probed.latencies_ms, 1.0),
+        "status_probe_controller_writes": probe_writes.as_ref().map(Writes::to_json),
         "create_seconds": create_seconds,
         "converge_seconds": converge_seconds,
         "objects_per_second": objects_per_second,
@@ -578,6 +712,31 @@ fn print_table(r: &Value, writes: Option<&Writes>) {
         (
             "ratio_to_pipeline_ceiling",
             num("ratio_to_pipeline_ceiling", ""),
+        ),
+        (
+            "foreign objects (other region, before clock)",
+            format!(
+                "{} (factor {}, created in {})",
+                r["foreign_objects"],
+                r["foreign_factor"],
+                num("foreign_create_seconds", " s")
+            ),
+        ),
+        (
+            "controller cached objects at stop",
+            r["controller_cached_objects_at_stop"].to_string(),
+        ),
+        (
+            "status during burst p50 / p99 / max",
+            format!(
+                "{} / {} / {} ({} samples, {} lost, {} probes)",
+                num("status_burst_p50_ms", " ms"),
+                num("status_burst_p99_ms", " ms"),
+                num("status_burst_max_ms", " ms"),
+                r["status_probe_samples"],
+                r["status_probe_lost"],
+                r["status_probes"]
+            ),
         ),
         ("propagation_p50_ms", num("propagation_p50_ms", " ms")),
         ("propagation_p99_ms", num("propagation_p99_ms", " ms")),

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::child::SECRET;
+use crate::layout::{Layout, REMOTE_SUFFIX};
 
 /// A message to the observer task.
 enum Msg {
@@ -29,6 +30,8 @@ enum Msg {
     LocalSecret(Box<Secret>),
     Listed,
     Track(Vec<(String, bool)>),
+    Untrack(Vec<String>),
+    ExpectRemotePhase(String, String, oneshot::Sender<Instant>),
     Created(String, Instant),
     ExpectSpec(String, String, oneshot::Sender<Instant>),
     WhenConverged(Option<String>, oneshot::Sender<Instant>),
@@ -68,13 +71,21 @@ impl Drop for Watches {
     }
 }
 
-/// The key of an object: `namespace/name`, the same on both clusters (no suffixes).
+/// The key of an object: `namespace/name` of the local object (the remote name carries
+/// [`REMOTE_SUFFIX`] too; the namespaces are the same).
 pub fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
 fn key_of(o: &impl ResourceExt) -> String {
     key(&o.namespace().unwrap_or_default(), &o.name_any())
+}
+
+/// The key of a remote object, `None` for an object of another region.
+fn remote_key_of(o: &impl ResourceExt) -> Option<String> {
+    let name = o.name_any();
+    let name = name.strip_suffix(REMOTE_SUFFIX)?;
+    Some(key(&o.namespace().unwrap_or_default(), name))
 }
 
 fn watch<K>(
@@ -113,6 +124,8 @@ impl Observer {
     pub async fn start(remote: Client, local: Client) -> Result<Observer> {
         let (tx, rx) = mpsc::unbounded_channel();
         let secrets = watcher::Config::default().fields(&format!("metadata.name={SECRET}"));
+        let remote_secrets = watcher::Config::default()
+            .fields(&format!("metadata.name={}", Layout::remote_secret_name()));
         let watches = vec![
             watch(
                 Api::<Database>::all(remote.clone()),
@@ -128,7 +141,7 @@ impl Observer {
             ),
             watch(
                 Api::<Secret>::all(remote),
-                secrets.clone(),
+                remote_secrets,
                 tx.clone(),
                 |o, _| Msg::RemoteSecret(Box::new(o)),
             ),
@@ -155,6 +168,18 @@ impl Observer {
     /// Tracks these objects (key, whether it sends a secret up) for convergence.
     pub fn track(&self, keys: Vec<(String, bool)>) {
         self.send(Msg::Track(keys));
+    }
+
+    /// Stops tracking these objects: they no longer count for convergence or the stages.
+    pub fn untrack(&self, keys: Vec<String>) {
+        self.send(Msg::Untrack(keys));
+    }
+
+    /// Resolves when the remote object of `key` is seen with `status.phase == phase`.
+    pub fn expect_remote_phase(&self, key: String, phase: String) -> oneshot::Receiver<Instant> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::ExpectRemotePhase(key, phase, tx));
+        rx
     }
 
     /// Notes when the remote create of `key` was acknowledged.
@@ -216,6 +241,7 @@ struct State {
     all_waiters: Vec<oneshot::Sender<Instant>>,
     key_waiters: HashMap<String, Vec<oneshot::Sender<Instant>>>,
     spec_waiters: HashMap<String, Vec<(String, oneshot::Sender<Instant>)>>,
+    phase_waiters: HashMap<String, Vec<(String, oneshot::Sender<Instant>)>>,
     keys: Option<Keys>,
 }
 
@@ -235,7 +261,20 @@ impl State {
                     }
                 }
                 Msg::Remote(o, at) => {
-                    let k = key_of(&*o);
+                    // Objects of other regions are none of the bench's business.
+                    let Some(k) = remote_key_of(&*o) else {
+                        continue;
+                    };
+                    if let Some(waiters) = self.phase_waiters.get_mut(&k) {
+                        let phase = o.status.as_ref().and_then(|s| s.phase.clone());
+                        for (want, tx) in std::mem::take(waiters) {
+                            if phase.as_ref() == Some(&want) {
+                                let _ = tx.send(at);
+                            } else {
+                                waiters.push((want, tx));
+                            }
+                        }
+                    }
                     self.remote.insert(k.clone(), *o);
                     self.check(&k, at);
                 }
@@ -282,6 +321,31 @@ impl State {
                         );
                         self.pending.insert(k.clone());
                         self.check(&k, now);
+                    }
+                }
+                Msg::Untrack(keys) => {
+                    for k in keys {
+                        self.entries.remove(&k);
+                        self.pending.remove(&k);
+                    }
+                    if self.pending.is_empty() {
+                        let now = Instant::now();
+                        for tx in self.all_waiters.drain(..) {
+                            let _ = tx.send(now);
+                        }
+                    }
+                }
+                Msg::ExpectRemotePhase(k, phase, tx) => {
+                    let seen = self
+                        .remote
+                        .get(&k)
+                        .and_then(|r| r.status.as_ref())
+                        .and_then(|s| s.phase.as_ref())
+                        == Some(&phase);
+                    if seen {
+                        let _ = tx.send(Instant::now());
+                    } else {
+                        self.phase_waiters.entry(k).or_default().push((phase, tx));
                     }
                 }
                 Msg::Created(k, at) => {
