@@ -73,3 +73,23 @@ async fn readyz(State(s): State<Shared>) -> (StatusCode, &'static str) {
         )
     }
 }
+
+/// A token cancelled on SIGTERM or Ctrl-C, for the agents' shutdown.
+///
+/// # Errors
+///
+/// When the SIGTERM handler cannot be installed.
+pub fn shutdown_on_signal() -> std::io::Result<tokio_util::sync::CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+        }
+        on_signal.cancel();
+    });
+    Ok(shutdown)
+}

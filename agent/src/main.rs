@@ -10,8 +10,6 @@ use sync_agent::agent::Agent;
 use sync_agent::flags::Args;
 use sync_agent::resource::Resource;
 use sync_agent::{agent, manifests};
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 #[tokio::main]
@@ -57,16 +55,7 @@ async fn run(args: &Args, resources: Vec<Resource>) -> anyhow::Result<()> {
     }
     let agent = Agent::new(args, resources).await?;
     info!(addr = %agent.addr, "serving /metrics, /healthz and /readyz");
-    let shutdown = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
-        }
-        on_signal.cancel();
-    });
+    let shutdown = sync_examples::serve::shutdown_on_signal()?;
     agent.run(shutdown).await?;
     info!("stopped");
     Ok(())

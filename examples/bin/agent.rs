@@ -3,8 +3,6 @@
 use clap::Parser;
 use sync_examples::agent::Agent;
 use sync_examples::flags::Args;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 #[tokio::main]
@@ -30,16 +28,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let agent = Agent::new(&args).await?;
     info!(addr = %agent.addr, "serving /metrics, /healthz and /readyz");
-    let shutdown = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
-        }
-        on_signal.cancel();
-    });
+    let shutdown = sync_examples::serve::shutdown_on_signal()?;
     agent.run(shutdown).await?;
     info!("stopped");
     Ok(())

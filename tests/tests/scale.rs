@@ -58,6 +58,15 @@ fn cached(registry: &Registry, controller: &str, cluster: &str) -> Option<i64> {
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// How many objects `api` lists.
+async fn count(api: &Api<Database>) -> Result<usize, String> {
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(list.items.len())
+}
+
 async fn create_all(api: &Api<Database>, names: impl IntoIterator<Item = String>) {
     join_all(names.into_iter().map(|n| async move {
         api.create(&PostParams::default(), &db(&n, "1Gi"))
@@ -92,12 +101,7 @@ async fn objects_of_other_shards_never_reach_the_cache() {
 
     let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
     eventually("the shard's 3 objects synced", SLOW, || async {
-        let n = locals
-            .list(&Default::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .len();
+        let n = count(&locals).await?;
         if n == 3 {
             Ok(())
         } else {
@@ -143,12 +147,7 @@ async fn many_objects_of_a_new_namespace_make_one_namespace_create() {
 
     let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
     eventually("all 40 local copies", SLOW, || async {
-        let n = locals
-            .list(&Default::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .len();
+        let n = count(&locals).await?;
         if n == 40 {
             Ok(())
         } else {
@@ -213,12 +212,7 @@ async fn a_status_change_does_not_wait_behind_a_burst_of_creations() {
         if phase.as_deref() != Some("Ready") {
             return Err(format!("remote status phase {phase:?}"));
         }
-        let n = locals
-            .list(&Default::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .len();
+        let n = count(&locals).await?;
         Ok(n - 1)
     })
     .await;
