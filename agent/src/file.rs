@@ -22,10 +22,12 @@ struct File {
     resources: Vec<BTreeMap<String, Value>>,
 }
 
-/// An option's value: text, a number (`concurrency: 4`) or a list (`secrets: [a, b]`).
+/// An option's value: text, a number (`concurrency: 4`), a boolean
+/// (`observed-generation: true`) or a list (`secrets: [a, b]`).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Value {
+    Boolean(bool),
     Number(u64),
     Text(String),
     List(Vec<String>),
@@ -126,6 +128,7 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<Resource>, FileError> {
             for (key, value) in entry {
                 let values = match value {
                     Value::Number(n) => vec![n.to_string()],
+                    Value::Boolean(b) => vec![b.to_string()],
                     Value::Text(s) => vec![s],
                     Value::List(list) => list,
                 };
@@ -148,14 +151,15 @@ mod tests {
                     - resource: databases.v1.acme.dev\n  \
                       secrets: [db-credentials, tls]\n  \
                       local-only: [/spec/storageClass]\n  \
-                      concurrency: 4\n\
+                      concurrency: 4\n  \
+                      observed-generation: true\n\
                     - resource: caches.v1.acme.dev\n  \
                       remote-suffix: -cache-eu\n";
         let resources = parse("agent.yaml", text).unwrap();
         assert_eq!(
             resources[0].to_string(),
-            "databases.v1.acme.dev:concurrency=4,secrets=db-credentials+tls,\
-             local-only=/spec/storageClass"
+            "databases.v1.acme.dev:concurrency=4,observed-generation=true,\
+             secrets=db-credentials+tls,local-only=/spec/storageClass"
         );
         assert_eq!(
             resources[1].to_string(),

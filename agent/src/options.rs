@@ -33,10 +33,12 @@ pub struct Options {
     pub propagation: Option<Propagation>,
     /// `concurrency`.
     pub concurrency: Option<usize>,
+    /// `observed-generation`: the kind's status carries `observedGeneration`.
+    pub observed_generation: Option<bool>,
 }
 
 /// Every option a kind takes, with what it does: for `--help`, the README and error messages.
-pub const OPTIONS: [(&str, &str); 11] = [
+pub const OPTIONS: [(&str, &str); 12] = [
     (
         "remote-suffix",
         "remote names must end with it (overrides --remote-suffix)",
@@ -81,7 +83,15 @@ pub const OPTIONS: [(&str, &str); 11] = [
         "concurrency",
         "objects of this kind reconciled in parallel (overrides --concurrency)",
     ),
+    (
+        "observed-generation",
+        "true when the kind's status has observedGeneration: a new object's claim also records \
+         its generations, one remote write fewer (default false)",
+    ),
 ];
+
+/// The values of `observed-generation`.
+pub const BOOLEAN: [(&str, bool); 2] = [("true", true), ("false", false)];
 
 /// The options that take a list: `secrets=a+b`, or the key repeated.
 pub(crate) const LISTS: [&str; 3] = ["secrets", "local-only", "adopt-claims-from"];
@@ -219,6 +229,10 @@ impl Options {
                     })?;
                 once(&mut self.concurrency, key, n)
             }
+            "observed-generation" => {
+                let v = named(&BOOLEAN, key, value)?;
+                once(&mut self.observed_generation, key, v)
+            }
             _ => Err(ResourceError::UnknownOption {
                 key: key.to_owned(),
             }),
@@ -258,6 +272,9 @@ impl Options {
         }
         if let Some(v) = self.concurrency {
             c = c.concurrency(v);
+        }
+        if let Some(v) = self.observed_generation {
+            c = c.status_observed_generation(v);
         }
         c
     }
@@ -308,6 +325,11 @@ impl fmt::Display for Options {
                 o.propagation.map(|v| name_of(&PROPAGATION, v).to_owned()),
             ),
             ("concurrency", o.concurrency.map(|n| n.to_string())),
+            (
+                "observed-generation",
+                o.observed_generation
+                    .map(|v| name_of(&BOOLEAN, v).to_owned()),
+            ),
         ];
         let lists = [
             ("secrets", &o.secrets),

@@ -239,7 +239,7 @@ pub fn check_distinct(resources: &[Resource]) -> Result<(), ResourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sync_core::{OnRemoteDelete, Propagation};
+    use sync_core::{OnRemoteDelete, Propagation, SyncConfig};
 
     fn parse(s: &str) -> Result<Resource, String> {
         s.parse::<Resource>().map_err(|e| e.to_string())
@@ -264,10 +264,12 @@ mod tests {
             "databases.v1.acme.dev:remote-suffix=-eu,secrets=db-credentials+tls,\
              local-only=/spec/storageClass,secrets=extra,controller-name=db-sync,\
              propagation=background,on-remote-delete=orphan,concurrency=4,\
-             adopt-claims-from=old-db-sync,namespace-prefix=tenant-",
+             adopt-claims-from=old-db-sync,namespace-prefix=tenant-,observed-generation=true",
         )
         .unwrap();
         let o = &r.options;
+        assert_eq!(o.observed_generation, Some(true));
+        assert!(o.apply(SyncConfig::new("x")).status_observed_generation);
         assert_eq!(o.remote_suffix.as_deref(), Some("-eu"));
         assert_eq!(o.secrets, ["db-credentials", "tls", "extra"]);
         assert_eq!(o.local_only, ["/spec/storageClass"]);
@@ -337,6 +339,10 @@ mod tests {
             ),
             ("x.v1.a.b:local-only=/spec/", "empty path segment"),
             ("x.v1.a.b:local-only=/spec/a~2", "`~` must be followed by 0"),
+            (
+                "x.v1.a.b:observed-generation=yes",
+                "`yes` is not one of true, false",
+            ),
             (
                 "x.v1.a.b:propagation=fast",
                 "`fast` is not one of foreground, background, orphan",

@@ -24,10 +24,16 @@ pub struct Keys {
     pub remote_generation: String,
     /// Annotation on the remote object: local `metadata.generation` right after that apply.
     pub local_generation: String,
-    /// Annotation on the remote object: the UID of the local object that `local_generation`
-    /// counts, so a local copy deleted and re-created (its generation starts again at 1) is
-    /// never mistaken for the one recorded. (Not in the original.)
+    /// Annotation on the remote object: the identity of the local object that
+    /// `local_generation` counts (its [`Keys::copy_id`] when it carries one, else its UID), so
+    /// a local copy deleted and re-created (its generation starts again at 1) is never
+    /// mistaken for the one recorded. (Not in the original.)
     pub local_uid: String,
+    /// Annotation on a local copy made after its generations were recorded in the claim
+    /// ([`SyncConfig::status_observed_generation`](crate::SyncConfig::status_observed_generation)):
+    /// the id the claim recorded for it in [`Keys::local_uid`], since its UID is not known
+    /// before it exists. (Not in the original.)
+    pub copy_id: String,
     /// Finalizer on the remote object.
     pub finalizer: String,
     /// Annotation on a local namespace the controller created: the name of the local object
@@ -72,6 +78,7 @@ impl Keys {
             remote_generation: k("sync-remote-generation"),
             local_generation: k("sync-local-generation"),
             local_uid: k("sync-local-uid"),
+            copy_id: k("sync-copy-id"),
             finalizer: k("sync-local"),
             namespace_owner: k("sync-owner"),
             namespace_creator: k("sync-owner-controller"),

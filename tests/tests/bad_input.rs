@@ -371,6 +371,17 @@ async fn a_local_secret_larger_than_the_remote_accepts_is_reported_and_the_rest_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_controllers_whose_suffixes_overlap_report_the_object_instead_of_fighting_over_it() {
+    overlapping_controllers(false).await;
+}
+
+/// The same with claims that also record the new copy's generations
+/// (`status_observed_generation`): still only one of the two makes anything locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_controllers_whose_claims_record_generations_still_make_one_copy() {
+    overlapping_controllers(true).await;
+}
+
+async fn overlapping_controllers(announce: bool) {
     let t = test_env("overlap").await;
     let (eu, weu) = (format!("{}-eu", t.name), format!("{}-weu", t.name));
     let (eu_ns, weu_ns) = (format!("{}-eu", t.ns), format!("{}-weu", t.ns));
@@ -378,6 +389,7 @@ async fn two_controllers_whose_suffixes_overlap_report_the_object_instead_of_fig
         c.namespace_prefix(t.prefix())
             .remote_suffix("-eu")
             .local_namespace_suffix("-eu")
+            .status_observed_generation(announce)
     })
     .await;
     t.create(&t.ns, &db("orders-west-eu", "small")).await;
@@ -389,6 +401,7 @@ async fn two_controllers_whose_suffixes_overlap_report_the_object_instead_of_fig
         c.namespace_prefix(t.prefix())
             .remote_suffix("-west-eu")
             .local_namespace_suffix("-weu")
+            .status_observed_generation(announce)
     })
     .await;
     let e = t

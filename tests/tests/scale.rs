@@ -406,3 +406,92 @@ async fn a_label_selector_the_server_refuses_stops_the_start_with_a_clear_error(
     );
     let _ = pair;
 }
+
+/// The writes `user` made on Database objects, by object: remote metadata patches, remote
+/// status patches and local creates that the API servers carried out.
+fn database_writes(
+    marks: &(sync_tests::AuditMark, sync_tests::AuditMark),
+    user: &str,
+    name: &str,
+) -> (usize, usize, usize) {
+    let ok =
+        |e: &&sync_tests::AuditEvent| e.resource == "databases" && e.name == name && e.code < 400;
+    let remote = pair().remote.audit_events_since(&marks.0).unwrap();
+    let local = pair().local.audit_events_since(&marks.1).unwrap();
+    let remote: Vec<_> = writes_by(&remote, user).into_iter().filter(ok).collect();
+    let local: Vec<_> = writes_by(&local, user).into_iter().filter(ok).collect();
+    let meta = remote
+        .iter()
+        .filter(|e| e.verb == "patch" && e.subresource.is_empty())
+        .count();
+    let status = remote
+        .iter()
+        .filter(|e| e.verb == "patch" && e.subresource == "status")
+        .count();
+    let created = local.iter().filter(|e| e.verb == "create").count();
+    (meta, status, created)
+}
+
+/// With `status_observed_generation`, a new object's claim also records the generations of
+/// the copy about to be made: per new object one remote metadata write, one local create and
+/// one remote status write, where the claim and the record were two metadata writes before
+/// (the first round, without the setting, shows that). The record names the copy by the id
+/// the copy carries, and the currency contract holds once the local controller reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_object_costs_one_remote_metadata_write_when_its_status_reports_generations() {
+    let t = test_env("fewest").await;
+    for (round, announce) in [false, true].into_iter().enumerate() {
+        let prefix = format!("{}r{round}-", t.prefix());
+        let ns = format!("{prefix}a");
+        create_namespace(&t.r, &ns).await;
+        let user = unique_name("fewest");
+        let since = marks();
+        let ctl = start::<Database>(pair(), &user, |c| {
+            c.namespace_prefix(&prefix)
+                .remote_suffix("-eu")
+                .status_observed_generation(announce)
+        })
+        .await;
+        let names: Vec<String> = (0..4).map(|i| format!("db{i}")).collect();
+        create_all(&t.remote(&ns), names.iter().map(|n| format!("{n}-eu"))).await;
+        for name in &names {
+            t.converged(&ns, &format!("{name}-eu"), &ns, name).await;
+            set_local_status(&t.l, &ns, name, "Ready").await;
+        }
+        for name in &names {
+            let api = t.remote(&ns);
+            let rname = format!("{name}-eu");
+            let r = eventually("the status up", SLOW, || async {
+                let r = api.get(&rname).await.map_err(|e| e.to_string())?;
+                match r.status.as_ref().and_then(|s| s.phase.as_deref()) {
+                    Some("Ready") => Ok(r),
+                    other => Err(format!("phase {other:?}")),
+                }
+            })
+            .await;
+            let l = t.local(&ns).get(name).await.unwrap();
+            let id = annotation(&r, &format!("{D}/sync-local-uid"));
+            let copy = match announce {
+                true => annotation(&l, &format!("{D}/sync-copy-id")),
+                false => l.metadata.uid.clone(),
+            };
+            assert_eq!(
+                id, copy,
+                "the record names the copy ({name}, round {round})"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let want_meta = if announce { 1 } else { 2 };
+        for name in &names {
+            let got = database_writes(&since, &user, &format!("{name}-eu"));
+            let local = database_writes(&since, &user, name);
+            assert_eq!(
+                (got.0, got.1, local.2),
+                (want_meta, 1, 1),
+                "{name} (status_observed_generation {announce}): remote metadata writes, \
+                 remote status writes, local creates"
+            );
+        }
+        ctl.stop().await;
+    }
+}

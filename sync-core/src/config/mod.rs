@@ -148,6 +148,23 @@ pub struct SyncConfig {
     /// region; it narrows the shard the suffixes define, never widens it. `run` asks the remote
     /// API server once at start-up and refuses a selector it refuses.
     pub remote_label_selector: Option<String>,
+    /// Whether the kind's status carries `observedGeneration`, which the local controller sets
+    /// to the generation it acted on. Off by default.
+    ///
+    /// When on, the generations of a new local copy are recorded on the remote object in the
+    /// claim itself, before the copy is made (the copy then carries the id recorded with them):
+    /// a new object costs one remote metadata write instead of two. The claim still comes
+    /// before anything is made locally, so of two controllers that match an object, only one
+    /// makes a copy. This is safe only for such a status: the currency contract (a status is
+    /// current for generation G when `metadata.generation == sync-remote-generation == G` and
+    /// the status's `observedGeneration == sync-local-generation`) cannot hold before the
+    /// local controller has reported on the copy, and the controller sends a status up only
+    /// once the record names the copy it read it from. A remote status that already names
+    /// local generation 1 (left by an earlier copy) turns the shortcut off for that object.
+    ///
+    /// Leave it off for a kind whose status has no `observedGeneration`: the contract would
+    /// read as current from the claim on, before the copy exists.
+    pub status_observed_generation: bool,
     /// The controller names of the other kinds of the same [`SyncManager`](crate::SyncManager):
     /// a namespace one of them created is the manager's, so a local copy in it goes with its
     /// remote object as in a namespace of this controller's own. Set by the manager.
@@ -174,6 +191,7 @@ impl SyncConfig {
             namespace_labels: BTreeMap::new(),
             namespace_annotations: BTreeMap::new(),
             remote_label_selector: None,
+            status_observed_generation: false,
             partners: Vec::new(),
         }
     }
@@ -416,6 +434,21 @@ impl SyncConfig {
     #[must_use]
     pub fn remote_label_selector(mut self, selector: impl Into<String>) -> Self {
         self.remote_label_selector = Some(selector.into());
+        self
+    }
+
+    /// Sets [`SyncConfig::status_observed_generation`]: the kind's status carries
+    /// `observedGeneration`, so a new object's claim can record its generations too.
+    ///
+    /// ```
+    /// use sync_core::SyncConfig;
+    ///
+    /// let config = SyncConfig::new("database-sync").status_observed_generation(true);
+    /// assert!(config.status_observed_generation);
+    /// ```
+    #[must_use]
+    pub fn status_observed_generation(mut self, on: bool) -> Self {
+        self.status_observed_generation = on;
         self
     }
 

@@ -15,7 +15,11 @@ pub(super) fn plan_live<K: SyncObject>(
     obs: &Observed<K>,
     cx: &PlanContext<'_>,
 ) -> Step<K> {
-    let claim = metadata::claim_patch(remote.meta(), cx);
+    let announce = obs.local.is_none() && announces(remote, obs, cx);
+    let mut claim = metadata::claim_patch(remote.meta(), cx);
+    if announce {
+        metadata::announce_copy(&mut claim, remote.meta(), cx.keys);
+    }
     if !claim.is_empty() {
         return Step::PatchRemote(claim);
     }
@@ -28,7 +32,7 @@ pub(super) fn plan_live<K: SyncObject>(
         Some(_) => {}
     }
     let Some(local) = &obs.local else {
-        return create_local(remote, obs, cx);
+        return create_local(remote, obs, cx, announce);
     };
     if terminating(local.meta()) {
         return Step::Wait("waiting for the terminating local object to go");
@@ -43,7 +47,7 @@ pub(super) fn plan_live<K: SyncObject>(
         let record = Record {
             applied,
             local_generation: local.meta().generation,
-            local_uid: local.meta().uid.as_deref(),
+            local_uid: metadata::copy_identity(local.meta(), cx.keys),
             recorded: &recorded,
             pushed: &obs.pushed_secrets,
         };
@@ -60,8 +64,40 @@ pub(super) fn plan_live<K: SyncObject>(
     secret_to_push(remote, obs, &recorded, cx).unwrap_or(Step::InSync)
 }
 
+/// Whether the record of a missing local copy is written before the copy is made, with the
+/// claim when there is one ([`crate::SyncConfig::status_observed_generation`]): the kind's
+/// status carries `observedGeneration`, the remote cluster is reachable, and the remote status
+/// does not already name local generation 1, so the record cannot read as current before the
+/// local controller reports on the new copy (and the status goes up only once the record
+/// names the copy read).
+fn announces<K: SyncObject>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> bool {
+    let observed = remote
+        .status_value()
+        .and_then(|s| s.get("observedGeneration").and_then(Value::as_i64));
+    cx.config.status_observed_generation && !obs.remote_down && observed != Some(1)
+}
+
 /// The first step towards a local copy that does not exist.
-fn create_local<K: SyncObject>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
+fn create_local<K: SyncObject>(
+    remote: &K,
+    obs: &Observed<K>,
+    cx: &PlanContext<'_>,
+    announced: bool,
+) -> Step<K> {
+    if announced {
+        // The record announces this copy (written with the claim, above): the copy carries
+        // the id recorded for it, and its generation will be the 1 recorded.
+        let mut meta = metadata::new_local_meta(remote.meta(), cx);
+        if let Some(id) = metadata::announced_id(remote.meta(), cx.keys) {
+            meta.annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(cx.keys.copy_id.clone(), id.to_owned());
+        }
+        return Step::CreateLocal {
+            object: Box::new(remote.new_copy(meta)),
+            spec_of: remote.meta().generation,
+        };
+    }
     // A record of a local copy that is gone goes first: the new copy's generation counts
     // again from 1 and could meet the old record, claiming currency for a spec never
     // checked, if the new record could not be written after the create. While the remote
@@ -150,7 +186,7 @@ fn spec_check_due<K: SyncObject>(remote: &K, local: &K, keys: &Keys) -> bool {
     use metadata::generation_annotation as recorded;
     recorded(remote.meta(), &keys.remote_generation) != remote.meta().generation
         || recorded(remote.meta(), &keys.local_generation) != local.meta().generation
-        || annotation(remote.meta(), &keys.local_uid) != local.meta().uid.as_deref()
+        || annotation(remote.meta(), &keys.local_uid) != metadata::copy_identity(local.meta(), keys)
 }
 
 /// The local status, when the remote one differs from it and it was not sent already

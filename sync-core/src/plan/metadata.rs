@@ -235,6 +235,49 @@ pub(super) fn claim_patch(meta: &ObjectMeta, cx: &PlanContext<'_>) -> RemoteMeta
     patch
 }
 
+/// The identity of a local copy that the record names: the id the claim recorded for it (a
+/// copy made after an announcement carries it), or else its UID.
+pub(super) fn copy_identity<'m>(local: &'m ObjectMeta, keys: &Keys) -> Option<&'m str> {
+    annotation(local, &keys.copy_id).or(local.uid.as_deref())
+}
+
+/// The id the record announces for a local copy about to be made: the remote record says the
+/// current remote generation is applied at local generation 1, by a copy of this identity.
+/// Whichever copy is then made with this id at generation 1 holds that generation's spec, so
+/// the record is true of it.
+pub(super) fn announced_id<'m>(meta: &'m ObjectMeta, keys: &Keys) -> Option<&'m str> {
+    let current = meta.generation.is_some()
+        && generation_annotation(meta, &keys.remote_generation) == meta.generation
+        && generation_annotation(meta, &keys.local_generation) == Some(1);
+    current.then(|| annotation(meta, &keys.local_uid)).flatten()
+}
+
+/// Adds to `patch` the announcement of a local copy about to be made: the current remote
+/// generation, local generation 1 (a new object's) and an id for the copy, unless the record
+/// announces one already. The id is the remote object's UID and resource version before the
+/// patch: a later announcement, made from a later version, never repeats it.
+pub(super) fn announce_copy(patch: &mut RemoteMetaPatch, meta: &ObjectMeta, keys: &Keys) {
+    let Some(generation) = meta.generation else {
+        return;
+    };
+    if announced_id(meta, keys).is_some() {
+        return;
+    }
+    let id = format!(
+        "{}.{}",
+        meta.uid.as_deref().unwrap_or_default(),
+        meta.resource_version.as_deref().unwrap_or_default()
+    );
+    let mut set = |key: &str, value: String| {
+        if annotation(meta, key) != Some(value.as_str()) {
+            patch.annotations.insert(key.to_owned(), Some(value));
+        }
+    };
+    set(&keys.remote_generation, generation.to_string());
+    set(&keys.local_generation, "1".to_owned());
+    set(&keys.local_uid, id);
+}
+
 /// Removes the record of a local copy (its generation and UID), once the copy is gone.
 pub(super) fn forget_local(meta: &ObjectMeta, keys: &Keys) -> RemoteMetaPatch {
     let mut patch = RemoteMetaPatch {
@@ -255,7 +298,7 @@ pub(super) struct Record<'a> {
     pub(super) applied: i64,
     /// The local generation right after that apply.
     pub(super) local_generation: Option<i64>,
-    /// The UID of the local object that generation counts.
+    /// The identity ([`copy_identity`]) of the local object that generation counts.
     pub(super) local_uid: Option<&'a str>,
     /// The secret versions recorded so far.
     pub(super) recorded: &'a BTreeMap<String, String>,

@@ -303,7 +303,8 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///   released.
 /// - A new remote object is claimed (finalizer and claim annotation, guarded by its resource
 ///   version) before anything is made locally, so of two controllers that both match it, the
-///   one that loses the race has made nothing.
+///   one that loses the race has made nothing. The claim may carry the record of the copy
+///   about to be made (below); it is one write all the same.
 /// - A paused object (on either side) gets no write.
 /// - A namespace is deleted only when the controller created it and nothing needs it: no
 ///   object of this controller whose remote is live, paused or unproven gone, and no mark of
@@ -313,7 +314,13 @@ fn terminating(meta: &ObjectMeta) -> bool {
 ///   another object still needs it) or the policy is [`crate::OnRemoteDelete::NamespaceOrResource`].
 /// - The local spec is written at most once per remote change or local drift: the generation
 ///   annotations gate the comparison, so a spec that local defaulting changes does not loop.
-/// - `sync-remote-generation` names only a generation whose spec the local copy holds.
+/// - `sync-remote-generation` names only a generation whose spec the local copy holds, with
+///   one exception that the currency contract allows: with
+///   [`SyncConfig::status_observed_generation`], the claim of a new object (or the record of
+///   a copy about to be re-created) announces generation 1 of a copy before it is made, when
+///   the remote status does not name local generation 1 already. The status goes up only once
+///   the record names the copy read (by the id it carries), so the contract cannot read as
+///   current before the local controller reported on that copy.
 /// - A write the server did not keep is not sent again until its source changes.
 pub fn plan<K: SyncObject>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Step<K> {
     let keys = cx.keys;

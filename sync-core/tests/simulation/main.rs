@@ -19,9 +19,9 @@ mod world;
 
 use std::collections::BTreeMap;
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use sync_core::{OnRemoteDelete, Propagation, SyncConfig};
 
 use controller::Setup;
@@ -65,7 +65,9 @@ fn setups(rng: &mut StdRng) -> Vec<Setup> {
             .local_namespace_suffix("-l")
             .propagation(*propagation.choose(rng).unwrap_or(&Propagation::Foreground))
     };
-    let db = config("db-sync", rng);
+    // Half the seeds record a new copy's generations in the claim (the simulated status
+    // carries observedGeneration).
+    let db = config("db-sync", rng).status_observed_generation(rng.random_bool(0.5));
     let cache = config("cache-sync", rng)
         .on_remote_delete(*policy.choose(rng).unwrap_or(&OnRemoteDelete::Namespace));
     vec![Setup::new(0, db), Setup::new(1, cache)]

@@ -227,6 +227,7 @@ fn owned_secret(owner: &Thing, rv: &str) -> Secret {
 }
 
 mod adoption;
+mod announce;
 mod cleanup;
 mod live;
 mod properties;
