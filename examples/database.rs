@@ -37,7 +37,10 @@ pub const CREDENTIALS: &str = "db-credentials";
     remote_suffix = "-eu",
     namespace_prefix = "tenant-",
     secrets("db-credentials"),
-    propagation = "background"
+    propagation = "background",
+    // `DatabaseStatus` carries `observedGeneration`: a new object's claim records its
+    // generations too, one remote write fewer per new object.
+    status_observed_generation
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {

@@ -39,6 +39,8 @@ pub struct Input {
     pub domain: Option<Domain>,
     pub controller_name: Option<ControllerName>,
     pub predecessors: Option<Predecessors>,
+    /// `status_observed_generation`: the status carries `observedGeneration`.
+    pub status_observed_generation: Flag,
     #[darling(rename = "crate")]
     pub krate: Option<Path>,
 }

@@ -88,6 +88,7 @@ fn defaults(private: &TokenStream, config: &Config) -> TokenStream {
         on_remote_delete,
         concurrency,
         domain,
+        status_observed_generation,
     } = config;
 
     let string_calls = [
@@ -123,6 +124,8 @@ fn defaults(private: &TokenStream, config: &Config) -> TokenStream {
         quote!(.concurrency(#n))
     });
 
+    let observed_generation =
+        status_observed_generation.then(|| quote!(.status_observed_generation(true)));
     let new = match controller_name {
         ControllerName::Given(name) => quote!(#private::SyncConfig::new(#name)),
         ControllerName::PerRegion(base) => quote!(#private::SyncConfig::per_region(#base)),
@@ -137,6 +140,7 @@ fn defaults(private: &TokenStream, config: &Config) -> TokenStream {
             #propagation
             #on_remote_delete
             #concurrency
+            #observed_generation
     }
 }
 

@@ -114,6 +114,13 @@ use syn::DeriveInput;
 /// How many objects may be reconciled in parallel; at least 1. Default:
 /// `sync_core::DEFAULT_CONCURRENCY`.
 ///
+/// ## `#[sync(status_observed_generation)]`
+///
+/// The status type carries `observedGeneration`, which the local controller sets: a new
+/// object's claim then also records the generations of the copy about to be made, one remote
+/// write fewer per new object (`SyncConfig::status_observed_generation` says when that is
+/// safe). A kind without a status is refused. Default: off.
+///
 /// ## `#[sync(domain = "...")]`
 ///
 /// Prefix of every annotation and finalizer the controller writes; a DNS-1123 subdomain.

@@ -88,6 +88,7 @@ pub struct Config {
     pub on_remote_delete: Option<OnRemoteDelete>,
     pub concurrency: Option<usize>,
     pub domain: Option<LitStr>,
+    pub status_observed_generation: bool,
 }
 
 impl Model {
@@ -117,6 +118,7 @@ impl Config {
             on_remote_delete: None,
             concurrency: None,
             domain: None,
+            status_observed_generation: false,
         }
     }
 }
@@ -139,6 +141,10 @@ pub fn validate(input: Input) -> darling::Result<Model> {
         if input.controller_name.is_none() {
             errors.handle(check_default_name(kind, input.ident.span()));
         }
+        errors.handle(check_observed_generation(
+            kind,
+            &input.status_observed_generation,
+        ));
     }
     let namespace_suffixes = [
         (Part::RemoteNamespaceSuffix, &remote_namespace_suffix),
@@ -172,6 +178,7 @@ pub fn validate(input: Input) -> darling::Result<Model> {
         on_remote_delete: input.on_remote_delete,
         concurrency: input.concurrency.map(|c| c.0),
         domain: input.domain.map(|d| d.0),
+        status_observed_generation: input.status_observed_generation.is_present(),
     };
     let krate = input.krate.unwrap_or_else(|| parse_quote!(::sync_core));
     Ok(Model {
@@ -344,6 +351,19 @@ pub fn default_base(kind: &Kind) -> String {
 }
 
 // ---- Rules across values ---------------------------------------------------------------------
+
+/// `status_observed_generation` says the status carries `observedGeneration`: a kind without a
+/// status has none.
+fn check_observed_generation(kind: &Kind, flag: &darling::util::Flag) -> darling::Result<()> {
+    if flag.is_present() && kind.status.is_none() {
+        return Err(error_at(
+            flag.span(),
+            "`status_observed_generation` says the status carries `observedGeneration`, but this \
+             kind has no status (`#[kube(status = \"...\")]`)",
+        ));
+    }
+    Ok(())
+}
 
 /// Finds the type that implements `Syncable`.
 pub fn check_kind(ident: &Ident, kube: &KubeAttrs, fields: &Fields) -> darling::Result<Kind> {

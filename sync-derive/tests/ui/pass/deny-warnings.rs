@@ -24,7 +24,8 @@ use sync_core::Syncable;
     on_remote_delete = "resource",
     concurrency = 4,
     domain = "acme.dev",
-    controller_name = "database-sync"
+    controller_name = "database-sync",
+    status_observed_generation
 )]
 pub struct DatabaseSpec {
     pub size: u32,
@@ -45,6 +46,6 @@ pub struct ScratchSpec {
 }
 
 fn main() {
-    let _ = Database::defaults();
-    let _ = Scratch::defaults();
+    assert!(Database::defaults().status_observed_generation);
+    assert!(!Scratch::defaults().status_observed_generation);
 }
