@@ -23,14 +23,17 @@ use tokio::process::{Child, Command};
 pub const SECRET: &str = "db-credentials";
 
 /// The configuration the controller runs with: the test kind's defaults, the region suffix
-/// [`REMOTE_SUFFIX`] (so that objects of other regions are really foreign), one secret, and
-/// the bench's concurrency.
+/// [`REMOTE_SUFFIX`] (so that objects of other regions are really foreign), one secret, the
+/// bench's concurrency, and `status_observed_generation` (the test kind's status carries
+/// `observedGeneration`, which the bench's local controller writes), so a new object's claim
+/// records its generations too.
 pub fn config(user: &str, concurrency: usize) -> SyncConfig {
     Database::defaults()
         .controller_name(user)
         .remote_suffix(REMOTE_SUFFIX)
         .secrets([SECRET])
         .concurrency(concurrency)
+        .status_observed_generation(true)
 }
 
 /// What the child is given on its command line.
