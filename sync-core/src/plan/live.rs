@@ -71,10 +71,12 @@ pub(super) fn plan_live<K: SyncObject>(
 /// local controller reports on the new copy (and the status goes up only once the record
 /// names the copy read).
 fn announces<K: SyncObject>(remote: &K, obs: &Observed<K>, cx: &PlanContext<'_>) -> bool {
-    let observed = remote
+    // A number or, from a schema that says string, its text: either names generation 1.
+    let names_one = remote
         .status_value()
-        .and_then(|s| s.get("observedGeneration").and_then(Value::as_i64));
-    cx.config.status_observed_generation && !obs.remote_down && observed != Some(1)
+        .and_then(|s| s.get("observedGeneration").cloned())
+        .is_some_and(|g| g == 1 || g == "1");
+    cx.config.status_observed_generation && !obs.remote_down && !names_one
 }
 
 /// The first step towards a local copy that does not exist.
