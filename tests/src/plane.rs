@@ -208,8 +208,7 @@ impl ControlPlane {
     ///
     /// [`Error::External`] on an existing cluster, or when the log cannot be read.
     pub fn audit_mark(&self) -> Result<AuditMark> {
-        let log = self.audit_log_path()?;
-        Ok(audit::read(log, AuditMark(0))?.1)
+        audit::end(self.audit_log_path()?)
     }
 
     /// Every completed write request since the plane started.
@@ -586,7 +585,12 @@ impl Managed {
             format!("--audit-log-path={}", self.audit_log.display()),
             "--audit-log-format=json".to_owned(),
             "--audit-log-mode=blocking".to_owned(),
-            "--audit-log-maxsize=0".to_owned(),
+            // The log rotates at this many megabytes (`0` would mean lumberjack's default,
+            // 100 MB, not "never"), and rotated files are all kept: the audit reader follows
+            // them. A later `--audit-log-maxsize` in the extra flags wins.
+            "--audit-log-maxsize=100".to_owned(),
+            "--audit-log-maxbackup=0".to_owned(),
+            "--audit-log-maxage=0".to_owned(),
         ]
     }
 

@@ -31,6 +31,16 @@ impl Pair {
     /// As [`ControlPlane::start`], or [`Error::Config`] when only one of the two variables is
     /// set.
     pub async fn start() -> Result<Pair> {
+        Self::start_with_apiserver_args(&[]).await
+    }
+
+    /// As [`start`](Self::start), with extra kube-apiserver flags for both started planes (see
+    /// [`ControlPlane::start_with_apiserver_args`]); existing clusters ignore them.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_with_apiserver_args(extra: &[&str]) -> Result<Pair> {
         let remote = std::env::var_os("SYNC_TEST_REMOTE_KUBECONFIG").filter(|v| !v.is_empty());
         let local = std::env::var_os("SYNC_TEST_LOCAL_KUBECONFIG").filter(|v| !v.is_empty());
         match (remote, local) {
@@ -39,8 +49,10 @@ impl Pair {
                 local: ControlPlane::external("local", PathBuf::from(local)),
             }),
             (None, None) => {
-                let (remote, local) =
-                    tokio::try_join!(ControlPlane::start("remote"), ControlPlane::start("local"))?;
+                let (remote, local) = tokio::try_join!(
+                    ControlPlane::start_with_apiserver_args("remote", extra),
+                    ControlPlane::start_with_apiserver_args("local", extra)
+                )?;
                 Ok(Pair { remote, local })
             }
             _ => Err(Error::Config(
