@@ -352,9 +352,12 @@ mod tests {
                 name: Some(name.into()),
                 ..Default::default()
             }),
-            series: count.map(|count| k8s_openapi::api::events::v1::EventSeries {
-                count,
-                ..Default::default()
+            series: count.map(|count| {
+                serde_json::from_value(json!({
+                    "count": count,
+                    "lastObservedTime": "2026-11-27T20:00:00.000000Z",
+                }))
+                .unwrap()
             }),
             ..Default::default()
         };

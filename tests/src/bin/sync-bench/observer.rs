@@ -117,12 +117,15 @@ fn remote_key_of(o: &impl ResourceExt) -> Option<String> {
     Some(key(&o.namespace().unwrap_or_default(), name))
 }
 
+/// For a `Database` watch: its side, and how it wraps a deletion.
+type Deletions<K> = Option<(Side, fn(Side, K, Instant) -> Msg)>;
+
 fn watch<K>(
     api: Api<K>,
     cfg: watcher::Config,
     tx: mpsc::UnboundedSender<Msg>,
     wrap: fn(K, Instant) -> Msg,
-    side: Option<(Side, fn(Side, K, Instant) -> Msg)>,
+    side: Deletions<K>,
 ) -> tokio::task::AbortHandle
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
