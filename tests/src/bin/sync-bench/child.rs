@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use std::io::Read;
-use sync_core::{Local, Metrics, Remote, SyncConfig, Syncable};
+use sync_core::{DeletionBudget, Local, Metrics, Remote, SyncConfig, Syncable};
 use sync_tests::harness::Database;
 
 use crate::layout::REMOTE_SUFFIX;
@@ -24,15 +24,16 @@ pub const SECRET: &str = "db-credentials";
 
 /// The configuration the controller runs with: the test kind's defaults, the region suffix
 /// [`REMOTE_SUFFIX`] (so that objects of other regions are really foreign), one secret, the
-/// bench's concurrency, and `status_observed_generation` (the test kind's status carries
-/// `observedGeneration`, which the bench's local controller writes), so a new object's claim
-/// records its generations too.
-pub fn config(user: &str, concurrency: usize) -> SyncConfig {
+/// bench's concurrency and deletion budget, and `status_observed_generation` (the test kind's
+/// status carries `observedGeneration`, which the bench's local controller writes), so a new
+/// object's claim records its generations too.
+pub fn config(user: &str, concurrency: usize, budget: DeletionBudget) -> SyncConfig {
     Database::defaults()
         .controller_name(user)
         .remote_suffix(REMOTE_SUFFIX)
         .secrets([SECRET])
         .concurrency(concurrency)
+        .deletion_budget(budget.max_deletions, budget.window)
         .status_observed_generation(true)
 }
 
@@ -46,6 +47,8 @@ pub struct ChildArgs<'a> {
     pub local_kubeconfig: &'a Path,
     /// Keys reconciled in parallel.
     pub concurrency: usize,
+    /// The controller's deletion budget.
+    pub deletion_budget: DeletionBudget,
     /// Where the child writes its metrics when it stops.
     pub metrics_out: &'a Path,
 }
@@ -64,7 +67,7 @@ pub async fn run(args: ChildArgs<'_>) -> Result<()> {
     let local = sync_tests::client_from_kubeconfig(args.local_kubeconfig).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let config = config(args.user, args.concurrency);
+    let config = config(args.user, args.concurrency, args.deletion_budget);
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("install a SIGTERM handler");
@@ -124,6 +127,8 @@ impl Controller {
             .arg(args.local_kubeconfig)
             .arg("--concurrency")
             .arg(args.concurrency.to_string())
+            .arg("--deletion-budget")
+            .arg(crate::deletion::budget_arg(&args.deletion_budget))
             .arg("--metrics-out")
             .arg(args.metrics_out)
             .stdin(Stdio::piped())
@@ -187,6 +192,18 @@ pub fn cached_objects(metrics: &str) -> Vec<(String, u64)> {
     out
 }
 
+/// The sum of the counter `name` (e.g. `sync_deletion_budget_trips_total`) over its labels.
+pub fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// The `sync_reconciles_total` counters of a metrics text, by outcome.
 pub fn reconciles_by_outcome(metrics: &str) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = metrics
@@ -214,6 +231,16 @@ mod tests {
             super::reconciles_by_outcome(text),
             [("in_sync".to_owned(), 3), ("wrote".to_owned(), 12)]
         );
+    }
+
+    #[test]
+    fn a_counter_is_summed_over_its_labels() {
+        let text = "# HELP sync_deletion_budget_trips Objects held back\n\
+            sync_deletion_budget_trips_total{controller=\"c\"} 7\n\
+            sync_deletion_budget_trips_total{controller=\"d\"} 2\n\
+            sync_deletion_budget_trips_created{controller=\"c\"} 1.7e9\n";
+        assert_eq!(super::counter(text, "sync_deletion_budget_trips_total"), 9);
+        assert_eq!(super::counter(text, "sync_missing_total"), 0);
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! 4. propagation latency of K single-object spec updates;
 //! 5. the ceiling: the same writes by a plain client, without watching.
 //!
+//! With `--delete-all`, between 4 and 5 the management plane deletes every object of the run
+//! at once, and the bench times the controller's clean-up within its deletion budget
+//! (`--deletion-budget`), with its CPU, writes and Warning events.
+//!
 //! During 1, K objects synced beforehand have their local status changed a few times a second
 //! (the status stage during the burst), and with `--foreign-factor F` the management cluster
 //! also holds F × N objects of another region, created before the clock.
@@ -26,6 +30,7 @@
 
 mod ceiling;
 mod child;
+mod deletion;
 mod layout;
 mod local_controller;
 mod observer;
@@ -43,6 +48,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use sync_core::DeletionBudget;
 use sync_tests::harness::{Database, grant, install_crds};
 use sync_tests::{AuditMark, ControlPlane, Pair};
 use tokio::time::Instant;
@@ -107,6 +113,18 @@ struct Args {
     /// Give up on convergence after this many seconds (default 120 + N/10).
     #[arg(long)]
     timeout_seconds: Option<u64>,
+    /// After the spec updates, delete every remote object of the run at once and time the
+    /// controller's clean-up within its deletion budget (see --deletion-budget).
+    #[arg(long)]
+    delete_all: bool,
+    /// The controller's deletion budget, MAX/WINDOW_SECONDS: at most MAX local deletions in
+    /// any WINDOW_SECONDS (default: the library's, 20/60).
+    #[arg(long, value_name = "MAX/WINDOW_SECONDS", value_parser = deletion::parse_budget)]
+    deletion_budget: Option<DeletionBudget>,
+    /// Rotate the API servers' audit logs at this many megabytes (default 100), e.g. 1 to check
+    /// that rotated logs are counted.
+    #[arg(long, value_name = "MB")]
+    audit_log_maxsize_mb: Option<u32>,
     /// Internal: run as the controller child.
     #[arg(long, hide = true)]
     controller_child: bool,
@@ -140,6 +158,7 @@ fn main() -> ExitCode {
             remote_kubeconfig: remote,
             local_kubeconfig: local,
             concurrency: args.concurrency,
+            deletion_budget: args.deletion_budget.unwrap_or_default(),
             metrics_out,
         });
         return match runtime.block_on(run) {
@@ -296,7 +315,12 @@ async fn bench(args: Args) -> Result<()> {
         },
         _ => {
             log("starting two control planes");
-            Pair::start().await.context("start the control planes")?
+            let maxsize = args
+                .audit_log_maxsize_mb
+                .map(|mb| format!("--audit-log-maxsize={mb}"));
+            Pair::start_with_apiserver_args(&maxsize.iter().map(String::as_str).collect::<Vec<_>>())
+                .await
+                .context("start the control planes")?
         }
     };
     let managed = pair.remote.dir().is_some() && pair.local.dir().is_some();
@@ -319,7 +343,8 @@ async fn bench(args: Args) -> Result<()> {
 
     // The controller's and the local controller's identities.
     let work = tempfile::tempdir()?;
-    let config = child::config(CONTROLLER_USER, plan.concurrency);
+    let budget = args.deletion_budget.unwrap_or_default();
+    let config = child::config(CONTROLLER_USER, plan.concurrency, budget);
     let (child_remote, child_local, local_controller_client) = if managed {
         grant(
             &admin_remote,
@@ -398,10 +423,12 @@ async fn bench(args: Args) -> Result<()> {
         remote_kubeconfig: &child_remote,
         local_kubeconfig: &child_local,
         concurrency: plan.concurrency,
+        deletion_budget: budget,
         metrics_out: &metrics_out,
     })
     .await?;
     let sample = || procstat::sample(controller.pid).unwrap_or_default();
+    let cpu_s = |a: Sample, b: Sample| b.cpu.saturating_sub(a.cpu).as_secs_f64();
     let at_ready = sample();
     let audit = Audit {
         pair: &pair,
@@ -547,8 +574,47 @@ async fn bench(args: Args) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (update_writes, _) = audit.since(mark)?;
 
-    // 4. Cost, then stop the controllers.
+    // 4. Cost (before the deletion phase), the deletion phase, then stop the controllers.
     let at_end = sample();
+    let deletion = match args.delete_all {
+        false => None,
+        true => {
+            let windows = (layout.objects + layout.namespaces)
+                .div_ceil(budget.max_deletions.max(1) as usize) as u32;
+            let timeout = budget.window * (windows + 1)
+                + Duration::from_secs(120 + layout.objects as u64 / 10);
+            log(format!(
+                "deleting the {} remote objects at once (budget {} deletions per {:?})",
+                layout.objects, budget.max_deletions, budget.window
+            ));
+            let events_before = deletion::EventCounts::list(&admin_remote, layout).await?;
+            let mark = audit.mark();
+            let before = sample();
+            let phase = deletion::run(
+                &admin_remote,
+                &admin_local,
+                layout,
+                &observer,
+                args.create_concurrency,
+                timeout,
+            )
+            .await?;
+            let after = sample();
+            log(format!("cleaned up in {:.1}s", phase.seconds));
+            // Late writes of the last passes, and Events sent after the last release.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let (writes, _) = audit.since(mark)?;
+            let events_after = deletion::EventCounts::list(&admin_remote, layout).await?;
+            Some((
+                phase,
+                writes,
+                cpu_s(before, after),
+                after,
+                events_before,
+                events_after,
+            ))
+        }
+    };
     let metrics = controller.stop().await?;
     drop(local_controller);
     // The ceilings run without the bench's watches, as a plain client would.
@@ -589,9 +655,8 @@ async fn bench(args: Args) -> Result<()> {
     // namespace create per namespace, and per secret 1 remote secret update and 1 remote
     // metadata patch recording its version.
     let minimum = 3 * layout.objects + layout.namespaces + 2 * layout.secrets;
-    let cpu_s = |a: Sample, b: Sample| b.cpu.saturating_sub(a.cpu).as_secs_f64();
     let converge_cpu = cpu_s(cpu_before, cpu_converged);
-    let report = json!({
+    let mut report = json!({
         "objects": layout.objects,
         "namespaces": layout.namespaces,
         "objects_with_secret": layout.secrets,
@@ -658,8 +723,30 @@ async fn bench(args: Args) -> Result<()> {
         "loadavg_end": loadavg(),
         "run_seconds": started.elapsed().as_secs_f64(),
         "audit_available": managed,
+        "delete_all": false,
     });
+    if let (Some((phase, writes, cpu, after, before_ev, after_ev)), Value::Object(r)) =
+        (&deletion, &mut report)
+    {
+        r.extend(
+            deletion::Figures {
+                layout,
+                budget,
+                phase,
+                writes: writes.as_ref(),
+                cpu_seconds: *cpu,
+                peak_rss_bytes: after.peak_rss_bytes,
+                events_before: before_ev,
+                events_after: after_ev,
+                trips: child::counter(&metrics, "sync_deletion_budget_trips_total"),
+            }
+            .to_json(),
+        );
+    }
     print_table(&report, converge_writes.as_ref());
+    if let Some((_, writes, ..)) = &deletion {
+        print_deletion(&report, writes.as_ref());
+    }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         log(format!("figures written to {}", path.display()));
@@ -816,6 +903,105 @@ fn print_table(r: &Value, writes: Option<&Writes>) {
     }
     if let Some(w) = writes {
         println!("\ncontroller writes while converging (from the audit logs):");
+        println!(
+            "{:<8} {:<8} {:<20} {:>8} {:>8}",
+            "cluster", "verb", "resource", "ok", "failed"
+        );
+        for (k, c) in &w.0 {
+            println!(
+                "{:<8} {:<8} {:<20} {:>8} {:>8}",
+                k.cluster, k.verb, k.resource, c.ok, c.failed
+            );
+        }
+    }
+}
+
+fn print_deletion(r: &Value, writes: Option<&Writes>) {
+    let f = |k: &str| match &r[k] {
+        Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
+        v => v.to_string(),
+    };
+    println!(
+        "\ndeletion phase (budget {} per {} s):",
+        r["deletion_budget_max"], r["deletion_budget_window_seconds"]
+    );
+    let rows = [
+        (
+            "remote deletes acknowledged (s)",
+            f("delete_requests_seconds"),
+        ),
+        (
+            "objects gone on both clusters (s)",
+            f("delete_objects_gone_seconds"),
+        ),
+        ("and the run's local namespaces (s)", f("delete_seconds")),
+        (
+            "budget floor for these deletions (s)",
+            f("delete_budget_floor_seconds"),
+        ),
+        (
+            "local copy gone p50 / p99 (ms)",
+            format!(
+                "{} / {}",
+                f("delete_local_gone_p50_ms"),
+                f("delete_local_gone_p99_ms")
+            ),
+        ),
+        (
+            "remote gone p50 / p99 (ms)",
+            format!(
+                "{} / {}",
+                f("delete_remote_gone_p50_ms"),
+                f("delete_remote_gone_p99_ms")
+            ),
+        ),
+        (
+            "controller CPU (s) / per object (ms)",
+            format!(
+                "{} / {}",
+                f("delete_cpu_seconds"),
+                f("delete_cpu_ms_per_object")
+            ),
+        ),
+        (
+            "local deletions: copies / namespaces",
+            format!(
+                "{} / {}",
+                f("delete_local_copy_deletions"),
+                f("delete_local_namespace_deletions")
+            ),
+        ),
+        (
+            "writes (per object)",
+            format!(
+                "{} ({})",
+                f("delete_writes_total"),
+                f("delete_writes_per_object")
+            ),
+        ),
+        ("event writes", f("delete_event_writes")),
+        ("events by reason", r["delete_events_by_reason"].to_string()),
+        (
+            "budget trips / held objects",
+            format!(
+                "{} / {}",
+                f("delete_budget_trips"),
+                f("delete_held_objects")
+            ),
+        ),
+        (
+            "budget events per held object per trip (max)",
+            format!(
+                "{} ({})",
+                f("delete_budget_events_per_held_object_trip"),
+                f("delete_budget_events_max_per_object")
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:<46} {v}");
+    }
+    if let Some(w) = writes {
         println!(
             "{:<8} {:<8} {:<20} {:>8} {:>8}",
             "cluster", "verb", "resource", "ok", "failed"

@@ -2,7 +2,8 @@
 //! that knows, per object, whether it has converged and when each stage was first seen.
 //!
 //! Every event is checked for its own object only, so the cost per event is constant and the
-//! observer stays cheap at 10,000 objects.
+//! observer stays cheap at 10,000 objects. For the deletion phase it also tells when each
+//! object's remote object and local copy are gone.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,13 +23,31 @@ use tokio::time::Instant;
 use crate::child::SECRET;
 use crate::layout::{Layout, REMOTE_SUFFIX};
 
+/// Which of the two clusters' `Database` watches an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Side {
+    Remote,
+    Local,
+}
+
 /// A message to the observer task.
 enum Msg {
     Remote(Box<Database>, Instant),
     Local(Box<Database>, Instant),
+    /// A watch saw an object deleted.
+    Deleted(Side, Box<Database>, Instant),
+    /// A `Database` watch started a (re)list: objects it does not list again are gone.
+    Relisting(Side),
+    /// A `Database` watch finished its (re)list.
+    Relisted(Side, Instant),
     RemoteSecret(Box<Secret>),
     LocalSecret(Box<Secret>),
     Listed,
+    TrackDeletion(Vec<String>),
+    DeleteRequested(String, Instant),
+    WhenAllGone(oneshot::Sender<Instant>),
+    NotGone(oneshot::Sender<Vec<String>>),
+    DeletionStages(oneshot::Sender<DeletionStages>),
     Track(Vec<(String, bool)>),
     Untrack(Vec<String>),
     ExpectRemotePhase(String, String, oneshot::Sender<Instant>),
@@ -50,6 +69,16 @@ pub struct Stages {
     pub status_up: Vec<f64>,
     /// Remote create acknowledged → converged.
     pub create_to_converged: Vec<f64>,
+}
+
+/// Per-object durations of the deletion phase, in milliseconds, from the acknowledgement of
+/// the remote delete.
+#[derive(Clone, Debug, Default)]
+pub struct DeletionStages {
+    /// → the local copy is gone.
+    pub local_gone: Vec<f64>,
+    /// → the remote object is gone (released by the controller, then removed).
+    pub remote_gone: Vec<f64>,
 }
 
 /// A handle on the observer task.
@@ -88,11 +117,15 @@ fn remote_key_of(o: &impl ResourceExt) -> Option<String> {
     Some(key(&o.namespace().unwrap_or_default(), name))
 }
 
+/// For a `Database` watch: its side, and how it wraps a deletion.
+type Deletions<K> = Option<(Side, fn(Side, K, Instant) -> Msg)>;
+
 fn watch<K>(
     api: Api<K>,
     cfg: watcher::Config,
     tx: mpsc::UnboundedSender<Msg>,
     wrap: fn(K, Instant) -> Msg,
+    side: Deletions<K>,
 ) -> tokio::task::AbortHandle
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
@@ -100,13 +133,27 @@ where
 {
     let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(watcher(api, cfg).default_backoff());
+        let mut listed = false;
         while let Some(e) = events.next().await {
             let now = Instant::now();
-            let msg = match e {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => wrap(o, now),
-                Ok(watcher::Event::InitDone) => Msg::Listed,
-                Ok(_) => continue,
-                Err(e) => {
+            let msg = match (e, side) {
+                (Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)), _) => wrap(o, now),
+                (Ok(watcher::Event::Delete(o)), Some((side, deleted))) => deleted(side, o, now),
+                (Ok(watcher::Event::Init), Some((side, _))) => Msg::Relisting(side),
+                // The first list is announced once, for [`Observer::start`]; a relist after
+                // a broken watch only prunes what it no longer lists.
+                (Ok(watcher::Event::InitDone), Some((side, _))) if listed => {
+                    Msg::Relisted(side, now)
+                }
+                (Ok(watcher::Event::InitDone), side) => {
+                    listed = true;
+                    if let Some((side, _)) = side {
+                        let _ = tx.send(Msg::Relisted(side, now));
+                    }
+                    Msg::Listed
+                }
+                (Ok(_), _) => continue,
+                (Err(e), _) => {
                     eprintln!("bench watch failed, retrying: {e}");
                     continue;
                 }
@@ -117,6 +164,10 @@ where
         }
     });
     task.abort_handle()
+}
+
+fn deleted(side: Side, o: Database, at: Instant) -> Msg {
+    Msg::Deleted(side, Box::new(o), at)
 }
 
 impl Observer {
@@ -132,22 +183,29 @@ impl Observer {
                 watcher::Config::default(),
                 tx.clone(),
                 |o, t| Msg::Remote(Box::new(o), t),
+                Some((Side::Remote, deleted)),
             ),
             watch(
                 Api::<Database>::all(local.clone()),
                 watcher::Config::default(),
                 tx.clone(),
                 |o, t| Msg::Local(Box::new(o), t),
+                Some((Side::Local, deleted)),
             ),
             watch(
                 Api::<Secret>::all(remote),
                 remote_secrets,
                 tx.clone(),
                 |o, _| Msg::RemoteSecret(Box::new(o)),
+                None,
             ),
-            watch(Api::<Secret>::all(local), secrets, tx.clone(), |o, _| {
-                Msg::LocalSecret(Box::new(o))
-            }),
+            watch(
+                Api::<Secret>::all(local),
+                secrets,
+                tx.clone(),
+                |o, _| Msg::LocalSecret(Box::new(o)),
+                None,
+            ),
         ];
         let (listed_tx, listed_rx) = oneshot::channel();
         tokio::spawn(State::default().run(rx, listed_tx));
@@ -214,6 +272,47 @@ impl Observer {
         self.send(Msg::Stages(tx));
         rx.await.unwrap_or_default()
     }
+
+    /// Tracks these objects (keys) for deletion: [`Observer::when_all_gone`] resolves once
+    /// both their remote objects and their local copies are gone.
+    pub fn track_deletion(&self, keys: Vec<String>) {
+        self.send(Msg::TrackDeletion(keys));
+    }
+
+    /// Notes when the remote delete of `key` was acknowledged.
+    pub fn delete_requested(&self, key: String, at: Instant) {
+        self.send(Msg::DeleteRequested(key, at));
+    }
+
+    /// Resolves when every object tracked for deletion is gone on both clusters.
+    pub fn when_all_gone(&self) -> oneshot::Receiver<Instant> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::WhenAllGone(tx));
+        rx
+    }
+
+    /// The objects tracked for deletion still present on either cluster.
+    pub async fn not_gone(&self) -> Vec<String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::NotGone(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The deletion stage durations of every object tracked for deletion.
+    pub async fn deletion_stages(&self) -> DeletionStages {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::DeletionStages(tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+/// One object of the deletion phase: when its remote delete was acknowledged, and when each
+/// side was first seen gone.
+#[derive(Default)]
+struct Gone {
+    requested: Option<Instant>,
+    remote: Option<Instant>,
+    local: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -243,6 +342,12 @@ struct State {
     spec_waiters: HashMap<String, Vec<(String, oneshot::Sender<Instant>)>>,
     phase_waiters: HashMap<String, Vec<(String, oneshot::Sender<Instant>)>>,
     keys: Option<Keys>,
+    /// The objects tracked for deletion, and how many of them are not gone on both sides.
+    deleting: HashMap<String, Gone>,
+    not_gone: usize,
+    gone_waiters: Vec<oneshot::Sender<Instant>>,
+    /// The keys a relist of each side has listed so far, while it runs.
+    relisting: HashMap<Side, HashSet<String>>,
 }
 
 impl State {
@@ -275,6 +380,9 @@ impl State {
                             }
                         }
                     }
+                    if let Some(seen) = self.relisting.get_mut(&Side::Remote) {
+                        seen.insert(k.clone());
+                    }
                     self.remote.insert(k.clone(), *o);
                     self.check(&k, at);
                 }
@@ -290,8 +398,90 @@ impl State {
                             }
                         }
                     }
+                    if let Some(seen) = self.relisting.get_mut(&Side::Local) {
+                        seen.insert(k.clone());
+                    }
                     self.local.insert(k.clone(), *o);
                     self.check(&k, at);
+                }
+                Msg::Deleted(side, o, at) => {
+                    let k = match side {
+                        Side::Remote => remote_key_of(&*o),
+                        Side::Local => Some(key_of(&*o)),
+                    };
+                    if let Some(k) = k {
+                        self.gone(side, &k, at);
+                    }
+                }
+                Msg::Relisting(side) => {
+                    self.relisting.insert(side, HashSet::new());
+                }
+                Msg::Relisted(side, at) => {
+                    let Some(seen) = self.relisting.remove(&side) else {
+                        continue;
+                    };
+                    let map = match side {
+                        Side::Remote => &self.remote,
+                        Side::Local => &self.local,
+                    };
+                    let missing: Vec<String> =
+                        map.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                    for k in missing {
+                        self.gone(side, &k, at);
+                    }
+                }
+                Msg::TrackDeletion(keys) => {
+                    let now = Instant::now();
+                    for k in keys {
+                        let entry = Gone {
+                            requested: None,
+                            remote: (!self.remote.contains_key(&k)).then_some(now),
+                            local: (!self.local.contains_key(&k)).then_some(now),
+                        };
+                        let done = entry.remote.is_some() && entry.local.is_some();
+                        if let Some(old) = self.deleting.insert(k, entry)
+                            && (old.remote.is_none() || old.local.is_none())
+                        {
+                            self.not_gone -= 1;
+                        }
+                        if !done {
+                            self.not_gone += 1;
+                        }
+                    }
+                    self.wake_gone(now);
+                }
+                Msg::DeleteRequested(k, at) => {
+                    if let Some(g) = self.deleting.get_mut(&k) {
+                        g.requested = Some(at);
+                    }
+                }
+                Msg::WhenAllGone(tx) => {
+                    self.gone_waiters.push(tx);
+                    self.wake_gone(Instant::now());
+                }
+                Msg::NotGone(tx) => {
+                    let mut p: Vec<String> = self
+                        .deleting
+                        .iter()
+                        .filter(|(_, g)| g.remote.is_none() || g.local.is_none())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    p.sort();
+                    let _ = tx.send(p);
+                }
+                Msg::DeletionStages(tx) => {
+                    let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+                        (Some(a), Some(b)) => {
+                            Some(b.saturating_duration_since(a).as_secs_f64() * 1000.0)
+                        }
+                        _ => None,
+                    };
+                    let mut s = DeletionStages::default();
+                    for g in self.deleting.values() {
+                        s.local_gone.extend(ms(g.requested, g.local));
+                        s.remote_gone.extend(ms(g.requested, g.remote));
+                    }
+                    let _ = tx.send(s);
                 }
                 Msg::RemoteSecret(s) => {
                     let ns = s.namespace().unwrap_or_default();
@@ -382,6 +572,37 @@ impl State {
                 Msg::Stages(tx) => {
                     let _ = tx.send(self.stages());
                 }
+            }
+        }
+    }
+
+    /// `key` is gone on `side`.
+    fn gone(&mut self, side: Side, key: &str, at: Instant) {
+        match side {
+            Side::Remote => self.remote.remove(key),
+            Side::Local => self.local.remove(key),
+        };
+        let Some(g) = self.deleting.get_mut(key) else {
+            return;
+        };
+        let slot = match side {
+            Side::Remote => &mut g.remote,
+            Side::Local => &mut g.local,
+        };
+        if slot.is_some() {
+            return;
+        }
+        *slot = Some(at);
+        if g.remote.is_some() && g.local.is_some() {
+            self.not_gone -= 1;
+            self.wake_gone(at);
+        }
+    }
+
+    fn wake_gone(&mut self, at: Instant) {
+        if self.not_gone == 0 {
+            for tx in self.gone_waiters.drain(..) {
+                let _ = tx.send(at);
             }
         }
     }
