@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -177,6 +177,7 @@ impl Metrics {
         Arc::new(ControllerMetrics {
             m: self.clone(),
             name: controller.to_owned(),
+            handles: Handles::default(),
         })
     }
 }
@@ -186,6 +187,21 @@ impl Metrics {
 pub(crate) struct ControllerMetrics {
     m: Metrics,
     name: String,
+    handles: Handles,
+}
+
+/// The series of one controller whose labels never change, looked up in their family the
+/// first time each is touched and kept: the watches and the queue update them on every event,
+/// and a look-up builds and hashes the label set (a copy of the controller's name) each time.
+/// A series appears in the output when first touched, as with a look-up each time.
+#[derive(Debug, Default)]
+struct Handles {
+    queue_depth: OnceLock<Gauge>,
+    paused: OnceLock<Gauge>,
+    spec_lag: OnceLock<Histogram>,
+    status_lag: OnceLock<Histogram>,
+    cached_remote: OnceLock<Gauge>,
+    cached_local: OnceLock<Gauge>,
 }
 
 impl ControllerMetrics {
@@ -226,30 +242,30 @@ impl ControllerMetrics {
     }
 
     pub(crate) fn queue_depth(&self, depth: usize) {
-        self.m
+        self.handles
             .queue_depth
-            .get_or_create(&self.labels())
+            .get_or_init(|| self.m.queue_depth.get_or_create(&self.labels()).clone())
             .set(depth as i64);
     }
 
     pub(crate) fn spec_lag(&self, seconds: f64) {
-        self.m
+        self.handles
             .spec_lag
-            .get_or_create(&self.labels())
+            .get_or_init(|| self.m.spec_lag.get_or_create(&self.labels()).clone())
             .observe(seconds);
     }
 
     pub(crate) fn status_lag(&self, seconds: f64) {
-        self.m
+        self.handles
             .status_lag
-            .get_or_create(&self.labels())
+            .get_or_init(|| self.m.status_lag.get_or_create(&self.labels()).clone())
             .observe(seconds);
     }
 
     pub(crate) fn paused(&self, count: usize) {
-        self.m
+        self.handles
             .paused
-            .get_or_create(&self.labels())
+            .get_or_init(|| self.m.paused.get_or_create(&self.labels()).clone())
             .set(count as i64);
     }
 
@@ -264,16 +280,63 @@ impl ControllerMetrics {
     }
 
     pub(crate) fn cached(&self, cluster: Cluster, count: usize) {
-        self.m
-            .cached
-            .get_or_create(&ClusterLabels {
-                controller: self.name.clone(),
-                cluster,
+        let handle = match cluster {
+            Cluster::Remote => &self.handles.cached_remote,
+            Cluster::Local => &self.handles.cached_local,
+        };
+        handle
+            .get_or_init(|| {
+                let labels = ClusterLabels {
+                    controller: self.name.clone(),
+                    cluster,
+                };
+                self.m.cached.get_or_create(&labels).clone()
             })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn budget_trip(&self) {
         self.m.budget_trips.get_or_create(&self.labels()).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(registry: &Registry) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, registry).unwrap();
+        s
+    }
+
+    #[test]
+    fn a_kept_series_appears_when_first_touched_and_shows_its_latest_value() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let c = metrics.scoped("c");
+        assert!(!text(&registry).contains("sync_queue_depth{"));
+        c.queue_depth(3);
+        c.queue_depth(5);
+        c.cached(Cluster::Remote, 7);
+        c.cached(Cluster::Local, 2);
+        c.cached(Cluster::Remote, 8);
+        c.spec_lag(0.1);
+        c.spec_lag(0.2);
+        let t = text(&registry);
+        assert!(t.contains("sync_queue_depth{controller=\"c\"} 5"), "{t}");
+        assert!(
+            t.contains("sync_cached_objects{controller=\"c\",cluster=\"Remote\"} 8"),
+            "{t}"
+        );
+        assert!(
+            t.contains("sync_cached_objects{controller=\"c\",cluster=\"Local\"} 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("sync_spec_lag_seconds_count{controller=\"c\"} 2"),
+            "{t}"
+        );
+        assert!(!t.contains("sync_paused_objects{"), "{t}");
     }
 }

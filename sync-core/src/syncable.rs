@@ -205,7 +205,25 @@ impl<K: Syncable> SyncObject for K {
     }
 
     fn from_dynamic((): &(), object: &DynamicObject) -> Result<Self, serde_json::Error> {
-        serde_json::to_value(object).and_then(serde_json::from_value)
+        // The metadata is already typed: the kind reads the rest with an empty one, and takes
+        // a copy of it afterwards, rather than a round trip of the metadata through JSON.
+        let Value::Object(data) = &object.data else {
+            return serde_json::to_value(object).and_then(serde_json::from_value);
+        };
+        let mut fields = data.clone();
+        if let Some(types) = &object.types {
+            // As when serialised: a field of the data wins over the type's.
+            fields
+                .entry("apiVersion")
+                .or_insert_with(|| types.api_version.clone().into());
+            fields
+                .entry("kind")
+                .or_insert_with(|| types.kind.clone().into());
+        }
+        fields.insert("metadata".to_owned(), Value::Object(serde_json::Map::new()));
+        let mut k = K::deserialize(Value::Object(fields))?;
+        Resource::meta_mut(&mut k).clone_from(&object.metadata);
+        Ok(k)
     }
 
     fn to_dynamic(&self) -> Result<DynamicObject, serde_json::Error> {

@@ -37,6 +37,13 @@ pub fn config(user: &str, concurrency: usize, budget: DeletionBudget) -> SyncCon
         .status_observed_generation(true)
 }
 
+/// An environment variable naming a program the child's command is handed to, for profiling:
+/// `SYNC_BENCH_CHILD_WRAPPER=/path/to/wrapper` runs `wrapper sync-bench --controller-child …`.
+/// The wrapper must end by `exec`ing its arguments, so that the process the bench measures
+/// (and signals) is the controller itself; e.g. one that sets `LD_PRELOAD` for heaptrack, or
+/// that starts `perf record -p $$` in the background before the `exec`.
+pub const CHILD_WRAPPER: &str = "SYNC_BENCH_CHILD_WRAPPER";
+
 /// What the child is given on its command line.
 pub struct ChildArgs<'a> {
     /// The controller's user (and controller name).
@@ -117,7 +124,15 @@ impl Controller {
     /// Starts `sync-bench --controller-child` and waits until it says it is reconciling.
     pub async fn spawn(args: ChildArgs<'_>) -> Result<Controller> {
         let exe = std::env::current_exe().context("find the sync-bench binary")?;
-        let mut child = Command::new(exe)
+        let mut command = match std::env::var_os(CHILD_WRAPPER) {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("--controller-child")
             .arg("--controller-user")
             .arg(args.user)
