@@ -99,6 +99,7 @@ pub struct Metrics {
     budget_trips: Family<ControllerLabels, Counter>,
     unreachable: Family<ClusterLabels, Counter>,
     cached: Family<ClusterLabels, Gauge>,
+    uncached_reads: Family<ControllerLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -115,6 +116,7 @@ impl Default for Metrics {
             budget_trips: Family::default(),
             unreachable: Family::default(),
             cached: Family::default(),
+            uncached_reads: Family::default(),
         }
     }
 }
@@ -169,6 +171,11 @@ impl Metrics {
             "cached_objects",
             "Objects of the kind in the controller's cache of each cluster (its own shard only)",
             m.cached.clone(),
+        );
+        r.register(
+            "uncached_remote_reads",
+            "Reads of the remote API server for an object the cache lacks, to prove it gone",
+            m.uncached_reads.clone(),
         );
         m
     }
@@ -297,6 +304,10 @@ impl ControllerMetrics {
 
     pub(crate) fn budget_trip(&self) {
         self.m.budget_trips.get_or_create(&self.labels()).inc();
+    }
+
+    pub(crate) fn uncached_read(&self) {
+        self.m.uncached_reads.get_or_create(&self.labels()).inc();
     }
 }
 

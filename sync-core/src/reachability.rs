@@ -14,7 +14,7 @@
 //! only when that goes unanswered too is the cluster marked unreachable. Otherwise the failure
 //! is the object's own.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +68,9 @@ struct Shared {
     client: Client,
     timeout: Duration,
     down: AtomicBool,
+    /// Moves on each outage and each failed watch: what was proven before may have changed
+    /// unseen since.
+    epoch: AtomicU64,
     /// When the last check after an unanswered request ended, and whether the server
     /// answered it. Held while a check runs, so concurrent failures share one.
     checked: tokio::sync::Mutex<Option<(Instant, bool)>>,
@@ -87,6 +90,7 @@ impl Reachability {
             client,
             timeout,
             down: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             checked: tokio::sync::Mutex::new(None),
             listeners: Mutex::default(),
             tasks: Mutex::default(),
@@ -106,6 +110,18 @@ impl Reachability {
     /// Whether the cluster is known to be unreachable (a probe runs).
     pub(crate) fn is_down(&self) -> bool {
         self.0.down.load(Ordering::SeqCst)
+    }
+
+    /// A number that moves whenever the watches of this cluster may have missed something:
+    /// on each outage and each failed watch. A fact read from the API server (an object
+    /// proven gone) still stands while it has not moved and the cluster is up.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.0.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Notes that a watch of this cluster failed (it lists again): see [`Reachability::epoch`].
+    pub(crate) fn disturbed(&self) {
+        self.0.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Notes a failed request to this cluster. The first transport failure marks it
@@ -196,6 +212,7 @@ impl Shared {
 
     /// Marks the cluster unreachable and starts the probe; false when it already was.
     fn mark_down(self: &Arc<Self>) -> bool {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         if self.down.swap(true, Ordering::SeqCst) {
             return false;
         }

@@ -495,3 +495,68 @@ async fn a_new_object_costs_one_remote_metadata_write_when_its_status_reports_ge
         ctl.stop().await;
     }
 }
+
+/// The value of the counter `sync_uncached_remote_reads_total` for `controller`.
+fn uncached_reads(registry: &Registry, controller: &str) -> u64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("sync_uncached_remote_reads_total{"))
+        .filter(|l| l.contains(&format!("controller=\"{controller}\"")))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A remote object that an uncached read proved gone (404) is not read again on every pass of
+/// a long clean-up: here a local copy `b` whose remote object does not exist, held by someone
+/// else's finalizer, keeps the namespace terminating while the remote object `a-eu` that
+/// needs the namespace waits for it to go, pass after pass (and `b` changes, waking its own
+/// passes). Each of those passes asks about `b-eu`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_object_proven_gone_is_not_read_again_on_every_pass() {
+    let t = test_env("proven").await;
+    let user = unique_name("proven");
+    let config = Database::defaults()
+        .controller_name(&user)
+        .namespace_prefix(t.prefix())
+        .remote_suffix("-eu");
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    t.create(&t.ns, &db("a-eu", "s")).await;
+    t.converged(&t.ns, "a-eu", &t.ns, "a").await;
+    let hold = "example.com/hold".to_string();
+    let mut b = db("b", "s");
+    b.metadata.finalizers = Some(vec![hold.clone()]);
+    let local = t.local(&t.ns);
+    local.create(&PostParams::default(), &b).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    t.remote(&t.ns)
+        .delete("a-eu", &Default::default())
+        .await
+        .unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.l.clone());
+    eventually("the local namespace terminating", SLOW, || async {
+        let ns = namespaces.get(&t.ns).await.map_err(|e| e.to_string())?;
+        match ns.metadata.deletion_timestamp {
+            Some(_) => Ok(()),
+            None => Err("not terminating".into()),
+        }
+    })
+    .await;
+    // `a-eu` waits for the namespace (after 1, 2, 4 and 8 s, and on its events).
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let reads = uncached_reads(&registry, &user);
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    local
+        .patch("b", &Default::default(), &kube::api::Patch::Merge(patch))
+        .await
+        .unwrap();
+    t.gone(&t.remote(&t.ns), "a-eu").await;
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+    assert!(
+        (1..=2).contains(&reads),
+        "{reads} uncached reads of the remote API while one object waited 16 s beside one proven gone"
+    );
+}

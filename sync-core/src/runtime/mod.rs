@@ -37,6 +37,7 @@ use crate::syncable::SyncObject;
 mod builder;
 mod events;
 mod execute;
+mod gone;
 mod index;
 mod kind;
 mod local_writes;
@@ -179,6 +180,8 @@ struct Inner<K: SyncObject> {
     /// Each local namespace as this controller's own last write to it left it, until the
     /// cache catches up: the keys of a namespace share its marks.
     own_namespaces: Mutex<HashMap<String, crate::plan::NamespaceState>>,
+    /// Remote objects an uncached read proved gone, while the proof stands.
+    proven_gone: gone::ProvenGone,
 }
 
 impl<K: SyncObject> Inner<K> {
@@ -244,6 +247,7 @@ impl<K: SyncObject> Inner<K> {
             claimed_elsewhere: Mutex::default(),
             unkept: Mutex::default(),
             own_namespaces: Mutex::default(),
+            proven_gone: gone::ProvenGone::default(),
             config,
         });
         let writers = Writers {

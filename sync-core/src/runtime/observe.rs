@@ -125,6 +125,10 @@ impl<K: SyncObject> Inner<K> {
         if cached.is_some() {
             self.made.seen(&local_key.namespace);
         }
+        if remote_dyn.is_some() {
+            // The watch shows an object under the key: whatever was proven gone is back.
+            self.proven_gone.forget(key);
+        }
         let mut own = lock(&self.own_namespaces);
         let namespace = NamespaceState::fresher(cached.clone(), own.get(&local_key.namespace));
         if namespace == cached {
@@ -138,8 +142,14 @@ impl<K: SyncObject> Inner<K> {
     async fn read_remote(&self, key: &ObjectKey) -> Result<RemoteState<K>, Error> {
         // Absent from the cache is not gone: only an uncached read that answers 404
         // proves it. An unreachable API fails the pass, and nothing is deleted.
+        // A 404 read earlier still stands while nothing could have brought it back unseen.
+        let epoch = self.remote_reach.epoch();
+        if !self.remote_reach.is_down() && self.proven_gone.holds(key, epoch) {
+            return Ok(RemoteState::Gone);
+        }
         let api =
             Api::<DynamicObject>::namespaced_with(self.remote.clone(), &key.namespace, &self.ar);
+        self.metrics.uncached_read();
         match self.remote_read(api.get(&key.name)).await {
             Ok(o) => match self.remote_typed(&o) {
                 Ok(r) => Ok(RemoteState::Present(r)),
@@ -151,7 +161,10 @@ impl<K: SyncObject> Inner<K> {
                     source,
                 }),
             },
-            Err(e) if is_object_not_found(&e, &key.name) => Ok(RemoteState::Gone),
+            Err(e) if is_object_not_found(&e, &key.name) => {
+                self.proven_gone.record(key, epoch);
+                Ok(RemoteState::Gone)
+            }
             Err(source) => Err(Error::Remote {
                 action: format!("read {key}"),
                 source,

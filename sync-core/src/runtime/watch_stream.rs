@@ -114,6 +114,7 @@ where
 /// with backoff meanwhile), and an expired watch as the routine relist it is.
 /// `watched` says what the watch is of (the resource, `namespaces`, a secret), for the log.
 fn report_watch_error(reach: &Reachability, watched: &str, e: &watcher::Error) {
+    reach.disturbed();
     let source = match e {
         watcher::Error::InitialListFailed(s)
         | watcher::Error::WatchStartFailed(s)
