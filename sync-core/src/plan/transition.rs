@@ -89,6 +89,10 @@ pub fn transition<K: SyncObject>(
         (Step::PatchRemote(_) | Step::ReleaseFinalizer(_), Answer::Unreadable(meta)) => {
             obs.remote = RemoteState::Unreadable(meta);
         }
+        // A 404 naming the object: released and deleted since the cache showed it.
+        (Step::PatchRemote(_) | Step::ReleaseFinalizer(_), Answer::Gone) => {
+            obs.remote = RemoteState::Gone;
+        }
         (Step::PatchRemoteStatus(sent), Answer::Object(stored)) => {
             return status_written(obs, sent, stored);
         }

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::Inner;
 use super::state::lock;
@@ -85,6 +85,14 @@ impl<K: SyncObject> Inner<K> {
                 &Patch::Merge(p.to_merge_patch()),
             ))
             .await;
+        if let Err(e) = &r
+            && is_object_not_found(e, &key.name)
+        {
+            // The object is gone (an earlier pass released it, and the cache had not shown
+            // it deleted yet): nothing to patch, and no failure to retry.
+            debug!("remote object gone before its metadata patch");
+            return Ok(Answer::Gone);
+        }
         let patched = self
             .write_result(
                 Cluster::Remote,

@@ -103,3 +103,21 @@ fn a_label_local_admission_rewrites_is_not_written_again() {
     let next = plan(&o, &f.cx());
     assert!(!matches!(next, Step::UpdateLocal { .. }), "{next:?}");
 }
+
+/// A remote metadata patch answered 404 (the object was released and deleted since the
+/// cache showed it): the object is gone, so the pass goes on with what is left of clean-up,
+/// never the same patch again.
+#[test]
+fn a_release_answered_not_found_leaves_the_object_gone() {
+    let f = default_fixture();
+    let mut r = claimed(remote(3), 1);
+    r.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let mut o = observed(r, None);
+    o.namespace = None;
+    let step = plan(&o, &f.cx());
+    assert!(matches!(step, Step::ReleaseFinalizer(_)), "{step:?}");
+    assert_eq!(transition(&mut o, &step, Answer::Gone, &f.cx()), None);
+    assert!(matches!(o.remote, RemoteState::Gone), "{:?}", o.remote);
+    let next = plan(&o, &f.cx());
+    assert!(!next.is_write(), "{next:?}");
+}
