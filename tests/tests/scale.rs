@@ -47,15 +47,31 @@ async fn start_with_metrics(
     (tx, handle)
 }
 
-/// The value of the gauge `sync_cached_objects` for `controller` and `cluster`.
-fn cached(registry: &Registry, controller: &str, cluster: &str) -> Option<i64> {
+/// The value of the series `name` in `registry` whose labels include every one of `labels`.
+fn metric<T: std::str::FromStr>(
+    registry: &Registry,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<T> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
     text.lines()
-        .filter(|l| l.starts_with("sync_cached_objects{"))
-        .filter(|l| l.contains(&format!("controller=\"{controller}\"")))
-        .filter(|l| l.contains(&format!("cluster=\"{cluster}\"")))
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The value of the gauge `sync_cached_objects` for `controller` and `cluster`.
+fn cached(registry: &Registry, controller: &str, cluster: &str) -> Option<i64> {
+    metric(
+        registry,
+        "sync_cached_objects",
+        &[("controller", controller), ("cluster", cluster)],
+    )
 }
 
 /// How many objects `api` lists.
@@ -496,17 +512,6 @@ async fn a_new_object_costs_one_remote_metadata_write_when_its_status_reports_ge
     }
 }
 
-/// The value of the counter `sync_uncached_remote_reads_total` for `controller`.
-fn uncached_reads(registry: &Registry, controller: &str) -> u64 {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("sync_uncached_remote_reads_total{"))
-        .filter(|l| l.contains(&format!("controller=\"{controller}\"")))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A remote object that an uncached read proved gone (404) is not read again on every pass of
 /// a long clean-up: here a local copy `b` whose remote object does not exist, held by someone
 /// else's finalizer, keeps the namespace terminating while the remote object `a-eu` that
@@ -546,7 +551,12 @@ async fn a_remote_object_proven_gone_is_not_read_again_on_every_pass() {
     .await;
     // `a-eu` waits for the namespace (after 1, 2, 4 and 8 s, and on its events).
     tokio::time::sleep(Duration::from_secs(16)).await;
-    let reads = uncached_reads(&registry, &user);
+    let reads: u64 = metric(
+        &registry,
+        "sync_uncached_remote_reads_total",
+        &[("controller", &user)],
+    )
+    .unwrap_or(0);
     let patch = serde_json::json!({"metadata": {"finalizers": null}});
     local
         .patch("b", &Default::default(), &kube::api::Patch::Merge(patch))
