@@ -903,16 +903,21 @@ fn print_table(r: &Value, writes: Option<&Writes>) {
     }
     if let Some(w) = writes {
         println!("\ncontroller writes while converging (from the audit logs):");
+        print_writes(w);
+    }
+}
+
+/// The controller's writes, a line per cluster, verb and resource.
+fn print_writes(w: &Writes) {
+    println!(
+        "{:<8} {:<8} {:<20} {:>8} {:>8}",
+        "cluster", "verb", "resource", "ok", "failed"
+    );
+    for (k, c) in &w.0 {
         println!(
             "{:<8} {:<8} {:<20} {:>8} {:>8}",
-            "cluster", "verb", "resource", "ok", "failed"
+            k.cluster, k.verb, k.resource, c.ok, c.failed
         );
-        for (k, c) in &w.0 {
-            println!(
-                "{:<8} {:<8} {:<20} {:>8} {:>8}",
-                k.cluster, k.verb, k.resource, c.ok, c.failed
-            );
-        }
     }
 }
 
@@ -1002,16 +1007,7 @@ fn print_deletion(r: &Value, writes: Option<&Writes>) {
         println!("{k:<46} {v}");
     }
     if let Some(w) = writes {
-        println!(
-            "{:<8} {:<8} {:<20} {:>8} {:>8}",
-            "cluster", "verb", "resource", "ok", "failed"
-        );
-        for (k, c) in &w.0 {
-            println!(
-                "{:<8} {:<8} {:<20} {:>8} {:>8}",
-                k.cluster, k.verb, k.resource, c.ok, c.failed
-            );
-        }
+        print_writes(w);
     }
 }
 
