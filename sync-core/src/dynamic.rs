@@ -164,8 +164,8 @@ impl SyncObject for Dynamic {
     type Kind = Arc<DynamicKind>;
     type Cached = DynamicObject;
 
-    fn from_cached(kind: &Arc<DynamicKind>, cached: &DynamicObject) -> Result<Self, CachedError> {
-        Dynamic::from_dynamic(kind, cached).map_err(|e| CachedError(e.to_string()))
+    fn from_cached(kind: &Arc<DynamicKind>, cached: DynamicObject) -> Result<Self, CachedError> {
+        Dynamic::from_dynamic(kind, &cached).map_err(|e| CachedError(e.to_string()))
     }
 
     fn api_resource(kind: &Arc<DynamicKind>) -> ApiResource {

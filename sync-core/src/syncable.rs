@@ -138,7 +138,7 @@ pub trait SyncObject: Clone + Debug + Send + Sync + 'static {
     /// # Errors
     ///
     /// When the object does not fit the kind (its spec does not parse).
-    fn from_cached(kind: &Self::Kind, cached: &Self::Cached) -> Result<Self, CachedError>;
+    fn from_cached(kind: &Self::Kind, cached: Self::Cached) -> Result<Self, CachedError>;
 
     /// The API resource of the kind.
     fn api_resource(kind: &Self::Kind) -> ApiResource;
@@ -189,10 +189,10 @@ impl<K: Syncable> SyncObject for K {
     type Kind = ();
     type Cached = crate::CachedObject<K>;
 
-    fn from_cached((): &(), cached: &Self::Cached) -> Result<Self, CachedError> {
+    fn from_cached((): &(), cached: Self::Cached) -> Result<Self, CachedError> {
         match cached {
-            crate::CachedObject::Parsed(k) => Ok(k.clone()),
-            crate::CachedObject::Unparsed { error, .. } => Err(CachedError(error.clone())),
+            crate::CachedObject::Parsed(k) => Ok(k),
+            crate::CachedObject::Unparsed { error, .. } => Err(CachedError(error)),
         }
     }
 

@@ -3,12 +3,11 @@
 
 use std::future::Future;
 
-use kube::Resource;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, warn};
 
 use super::Inner;
+use super::cache::Entry;
 use super::state::lock;
 use crate::error::{Error, api_status};
 use crate::leader::NotLeading;
@@ -144,9 +143,7 @@ impl<K: SyncObject> Inner<K> {
     }
 
     pub(super) async fn report_unmapped(&self, key: &ObjectKey, why: &Unmapped) {
-        let remote = self
-            .remote_store
-            .get(&ObjectRef::new_with(&key.name, self.ar.clone()).within(&key.namespace));
+        let remote = self.remote_store.get(key);
         warn!(reason = %why, "remote object not synced");
         self.metrics.rejected("invalid_name");
         self.warn_remote(
@@ -178,9 +175,9 @@ impl<K: SyncObject> Inner<K> {
         }
     }
 
-    pub(super) async fn warn_remote<R: Resource<DynamicType = kube::api::ApiResource>>(
+    pub(super) async fn warn_remote(
         &self,
-        remote: Option<&R>,
+        remote: Option<&Entry<K::Cached>>,
         reason: &str,
         action: &str,
         note: String,

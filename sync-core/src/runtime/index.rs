@@ -5,10 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use super::Inner;
+use super::cache::ObjectCache;
 use super::state::{key_of, lock};
 use crate::mapping::ObjectKey;
 use crate::syncable::SyncObject;
@@ -69,7 +69,7 @@ pub(super) enum Side {
 }
 
 impl<K: SyncObject> Inner<K> {
-    fn index_of(&self, side: Side) -> (&NamespaceIndex, &Store<K::Cached>) {
+    fn index_of(&self, side: Side) -> (&NamespaceIndex, &ObjectCache<K::Cached>) {
         match side {
             Side::Remote => (&self.remote_index, &self.remote_store),
             Side::Local => (&self.local_index, &self.local_store),
@@ -78,9 +78,14 @@ impl<K: SyncObject> Inner<K> {
 
     /// Where an object's local copy is, or would be.
     fn indexed_key(&self, side: Side, o: &K::Cached) -> Option<ObjectKey> {
+        self.indexed_key_of(side, key_of(o))
+    }
+
+    /// Where the local copy of the object under `key` on `side` is, or would be.
+    fn indexed_key_of(&self, side: Side, key: ObjectKey) -> Option<ObjectKey> {
         match side {
-            Side::Remote => self.mapping.to_local(&key_of(o)).ok(),
-            Side::Local => Some(key_of(o)),
+            Side::Remote => self.mapping.to_local(&key).ok(),
+            Side::Local => Some(key),
         }
     }
 
@@ -103,8 +108,7 @@ impl<K: SyncObject> Inner<K> {
         let (index, store) = self.index_of(side);
         match touched {
             Some(o) => {
-                let cached = store.get(&ObjectRef::from_obj_with(o, self.ar.clone()));
-                if cached.is_none()
+                if store.get(&key_of(o)).is_none()
                     && let Some(key) = self.indexed_key(side, o)
                 {
                     index.remove(&key);
@@ -114,7 +118,7 @@ impl<K: SyncObject> Inner<K> {
                 store
                     .state()
                     .iter()
-                    .filter_map(|o| self.indexed_key(side, o)),
+                    .filter_map(|o| self.indexed_key_of(side, o.key())),
             ),
         }
     }

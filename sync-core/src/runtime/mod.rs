@@ -35,6 +35,7 @@ use crate::scheduler::Backoff;
 use crate::syncable::SyncObject;
 
 mod builder;
+mod cache;
 mod events;
 mod execute;
 mod gone;
@@ -51,6 +52,7 @@ mod watch_stream;
 mod watches;
 
 pub use builder::SyncBuilder;
+use cache::ObjectCache;
 use index::NamespaceIndex;
 pub use kind::KindBuilder;
 pub use manager::SyncManager;
@@ -143,8 +145,8 @@ struct Inner<K: SyncObject> {
     remote: Client,
     local: Client,
     ar: ApiResource,
-    remote_store: Store<K::Cached>,
-    local_store: Store<K::Cached>,
+    remote_store: ObjectCache<K::Cached>,
+    local_store: ObjectCache<K::Cached>,
     /// The local names of the remote objects whose copies belong in each local namespace.
     remote_index: NamespaceIndex,
     /// The local copies in each local namespace.
@@ -196,10 +198,8 @@ impl<K: SyncObject> Inner<K> {
             transform,
         } = setup;
         let ar = K::api_resource(&kind);
-        let remote_writer = reflector::store::Writer::<K::Cached>::new(ar.clone());
-        let remote_store = remote_writer.as_reader();
-        let local_writer = reflector::store::Writer::<K::Cached>::new(ar.clone());
-        let local_store = local_writer.as_reader();
+        let (remote_store, remote_writer) = cache::cache();
+        let (local_store, local_writer) = cache::cache();
         let (secret_stores, secret_writers) = secret_caches(&config.secrets);
         let reporter = Reporter {
             controller: config.controller_name.clone(),

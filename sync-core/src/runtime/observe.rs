@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Inner;
+use super::cache::Entry;
 use super::state::lock;
 use crate::error::{Error, is_object_not_found};
 use crate::mapping::ObjectKey;
@@ -17,7 +17,11 @@ use crate::plan::{NamespaceState, Observed, RemoteState, SecretPayload, Sibling,
 use crate::syncable::SyncObject;
 
 /// What the caches hold for one key: the remote object, its local copy, the local namespace.
-type Cached<C> = (Option<Arc<C>>, Option<Arc<C>>, Option<NamespaceState>);
+type Cached<C> = (
+    Option<Arc<Entry<C>>>,
+    Option<Arc<Entry<C>>>,
+    Option<NamespaceState>,
+);
 
 impl<K: SyncObject> Inner<K> {
     /// A local object, read as the kind.
@@ -56,7 +60,7 @@ impl<K: SyncObject> Inner<K> {
         }
 
         let local = match &local_dyn {
-            Some(o) => match K::from_cached(&self.kind, o) {
+            Some(o) => match K::from_cached(&self.kind, o.object()) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     self.warn_remote(
@@ -73,12 +77,10 @@ impl<K: SyncObject> Inner<K> {
             None => None,
         };
         let remote = match remote_dyn {
-            Some(o) => match K::from_cached(&self.kind, &o).map(|r| self.transformed(r)) {
+            Some(o) => match K::from_cached(&self.kind, o.object()).map(|r| self.transformed(r)) {
                 Ok(r) => RemoteState::Present(r),
                 // Clean-up needs only metadata: a terminating object is released even so.
-                Err(_) if o.meta().deletion_timestamp.is_some() => {
-                    RemoteState::Unreadable(Box::new(o.meta().clone()))
-                }
+                Err(_) if o.terminating() => RemoteState::Unreadable(Box::new(o.meta())),
                 Err(e) => {
                     self.warn_remote(Some(o.as_ref()), "InvalidSpec", "Convert",
                         format!("remote object does not deserialise into the kind's type, so it is not synced: {e}")).await;
@@ -112,12 +114,8 @@ impl<K: SyncObject> Inner<K> {
     /// What the caches hold for `key`: the remote object, its local copy, and the local
     /// namespace.
     fn cached(&self, key: &ObjectKey, local_key: &ObjectKey) -> Cached<K::Cached> {
-        let remote_dyn = self
-            .remote_store
-            .get(&ObjectRef::new_with(&key.name, self.ar.clone()).within(&key.namespace));
-        let local_dyn = self.local_store.get(
-            &ObjectRef::new_with(&local_key.name, self.ar.clone()).within(&local_key.namespace),
-        );
+        let remote_dyn = self.remote_store.get(key);
+        let local_dyn = self.local_store.get(local_key);
         let cached = self
             .namespaces
             .get(&ObjectRef::new(&local_key.namespace))
@@ -233,21 +231,19 @@ impl<K: SyncObject> Inner<K> {
             .into_iter()
             .filter_map(|name| {
                 let local_key = ObjectKey::new(local_key.namespace.clone(), name.clone());
-                let local = self
-                    .local_store
-                    .get(&ObjectRef::new_with(&name, self.ar.clone()).within(&local_key.namespace));
-                let remote = self.mapping.to_remote(&local_key).and_then(|rk| {
-                    self.remote_store
-                        .get(&ObjectRef::new_with(&rk.name, self.ar.clone()).within(&rk.namespace))
-                });
+                let local = self.local_store.get(&local_key);
+                let remote = self
+                    .mapping
+                    .to_remote(&local_key)
+                    .and_then(|rk| self.remote_store.get(&rk));
                 // The index may still name an object both caches let go of.
                 if local.is_none() && remote.is_none() {
                     return None;
                 }
                 Some(Sibling::from_meta(
                     name,
-                    remote.as_ref().map(|r| r.meta()),
-                    local.as_ref().map(|l| l.meta()),
+                    remote.map(|r| r.meta()).as_ref(),
+                    local.map(|l| l.meta()).as_ref(),
                     &self.keys,
                 ))
             })

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, error, info, warn};
 
@@ -123,11 +122,10 @@ impl<K: SyncObject> Inner<K> {
     /// The queue lane of a key: changes to an object whose local copy exists go ahead of
     /// new objects, so a status or spec change does not wait behind a burst of creations.
     fn lane(&self, key: &ObjectKey) -> scheduler::Lane {
-        let copied = self.mapping.to_local(key).is_ok_and(|local| {
-            self.local_store
-                .get(&ObjectRef::new_with(&local.name, self.ar.clone()).within(&local.namespace))
-                .is_some()
-        });
+        let copied = self
+            .mapping
+            .to_local(key)
+            .is_ok_and(|local| self.local_store.get(&local).is_some());
         if copied {
             scheduler::Lane::Changes
         } else {

@@ -8,6 +8,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use super::Inner;
+use super::cache::Entry;
 use crate::mapping::ObjectKey;
 use crate::syncable::SyncObject;
 
@@ -43,8 +44,8 @@ impl<K: SyncObject> Inner<K> {
     pub(super) fn behind_own_write(
         &self,
         key: &ObjectKey,
-        remote_dyn: Option<&Arc<K::Cached>>,
-        local_dyn: Option<&Arc<K::Cached>>,
+        remote_dyn: Option<&Arc<Entry<K::Cached>>>,
+        local_dyn: Option<&Arc<Entry<K::Cached>>>,
     ) -> bool {
         // Copied out first: the guard must not live into the body, which locks again.
         let last_written = lock(&self.written).get(key).copied();
@@ -53,7 +54,10 @@ impl<K: SyncObject> Inner<K> {
             local: local_rv,
         }) = last_written
         {
-            let behind = |seen: Option<&Arc<K::Cached>>, wrote: Option<u64>| matches!((seen.and_then(|o| rv(o.meta())), wrote), (Some(s), Some(w)) if s < w);
+            let behind = |seen: Option<&Arc<Entry<K::Cached>>>, wrote: Option<u64>| {
+                let seen = seen.and_then(|o| o.resource_version()?.parse::<u64>().ok());
+                matches!((seen, wrote), (Some(s), Some(w)) if s < w)
+            };
             if behind(remote_dyn, remote_rv) || behind(local_dyn, local_rv) {
                 return true;
             }

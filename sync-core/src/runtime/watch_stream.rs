@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use futures::stream::{BoxStream, StreamExt};
 use kube::Resource;
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
 use tracing::{debug, info, warn};
+
+use super::cache::CacheWriter;
 
 use crate::reachability::{Failure, Reachability};
 use crate::readiness::WatchHealth;
@@ -67,26 +70,51 @@ impl<R> Touched<R> {
     }
 }
 
-/// A watch that fills a store and yields what it touched, logging (not returning) watch
+/// What a watch fills: one of the kind's own caches, or a kube reflector store (namespaces,
+/// secrets).
+pub(super) trait Fill<R>: Send + 'static {
+    /// Takes in one event of the watch, before anything downstream sees it.
+    fn fill(&mut self, event: &watcher::Event<R>);
+}
+
+impl<R> Fill<R> for reflector::store::Writer<R>
+where
+    R: Resource + Clone + Send + Sync + 'static,
+    R::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    fn fill(&mut self, event: &watcher::Event<R>) {
+        self.apply_watcher_event(event);
+    }
+}
+
+impl<R> Fill<R> for CacheWriter<R>
+where
+    R: Resource + Clone + Send + Sync + 'static,
+{
+    fn fill(&mut self, event: &watcher::Event<R>) {
+        self.apply(event);
+    }
+}
+
+/// A watch that fills a cache and yields what it touched, logging (not returning) watch
 /// errors and telling `health` whether it works; the watcher retries errors with backoff,
 /// and relists when its watch expired.
 pub(super) fn watch_into<R>(
     stream: impl futures::Stream<Item = Result<watcher::Event<R>, watcher::Error>> + Send + 'static,
-    writer: reflector::store::Writer<R>,
+    mut writer: impl Fill<R>,
     reach: Arc<Reachability>,
     health: WatchHealth,
     watched: String,
 ) -> BoxStream<'static, Touched<R>>
 where
     R: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
-    R::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     stream
         // managedFields are often most of an object's size and are never read here; an update
         // that omits them leaves them as they are on the server.
         .modify(|o| o.meta_mut().managed_fields = None)
         .backoff(WatchBackoff::default())
-        .reflect(writer)
+        .inspect_ok(move |e| writer.fill(e))
         .filter_map(move |r| {
             match &r {
                 Ok(_) => health.ok(),

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
 use kube::api::{Api, PartialObjectMeta};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Inner;
+use super::cache::CacheWriter;
 use super::index::Side;
 use super::observe::controller_of;
 use super::state::{key_of, lock};
@@ -31,12 +32,9 @@ pub(super) type Trigger = BoxStream<'static, ObjectKey>;
 pub(super) type SecretWriters = Vec<(String, reflector::store::Writer<Secret>)>;
 
 /// The write halves of the caches, one per watch.
-pub(super) struct Writers<C: Resource + Clone + 'static>
-where
-    C::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    pub(super) remote: reflector::store::Writer<C>,
-    pub(super) local: reflector::store::Writer<C>,
+pub(super) struct Writers<C> {
+    pub(super) remote: CacheWriter<C>,
+    pub(super) local: CacheWriter<C>,
     pub(super) secrets: SecretWriters,
 }
 
@@ -56,7 +54,7 @@ impl<K: SyncObject> Inner<K> {
     /// The remote objects of this controller, each marking when its spec change was seen.
     fn remote_triggers(
         self: Arc<Self>,
-        writer: reflector::store::Writer<K::Cached>,
+        writer: CacheWriter<K::Cached>,
         cfg: &watcher::Config,
     ) -> Trigger {
         let remote_api = Api::<K::Cached>::all_with(self.remote.clone(), &self.ar);
@@ -100,7 +98,7 @@ impl<K: SyncObject> Inner<K> {
     /// The local copies, each marking when its status change was seen.
     fn local_triggers(
         self: Arc<Self>,
-        writer: reflector::store::Writer<K::Cached>,
+        writer: CacheWriter<K::Cached>,
         cfg: &watcher::Config,
     ) -> Trigger {
         let local_api = Api::<K::Cached>::all_with(self.local.clone(), &self.ar);
@@ -252,14 +250,14 @@ impl<K: SyncObject> Inner<K> {
             .remote_store
             .state()
             .iter()
-            .map(|o| key_of(o.as_ref()))
+            .map(|o| o.key())
             .filter(|k| self.is_ours(k))
             .collect();
         keys.extend(
             self.local_store
                 .state()
                 .iter()
-                .filter_map(|o| self.mapping.to_remote(&key_of(o.as_ref()))),
+                .filter_map(|o| self.mapping.to_remote(&o.key())),
         );
         // A namespace the controller made names the local object it was made for: after a
         // crash between making the namespace and the copy, and a remote object that vanished
@@ -285,25 +283,25 @@ impl<K: SyncObject> Inner<K> {
     /// claim each object as its own copy, and clean up "the copy" when it goes.
     pub(super) fn synced_onto_itself(&self) -> Option<ObjectKey> {
         self.remote_store.state().iter().find_map(|o| {
-            let key = key_of(o.as_ref());
+            let key = o.key();
             let local = self.mapping.to_local(&key).ok()?;
-            let copy = self
-                .local_store
-                .get(&ObjectRef::new_with(&local.name, self.ar.clone()).within(&local.namespace))?;
-            let uid = o.meta().uid.as_deref()?;
-            (copy.meta().uid.as_deref() == Some(uid)).then_some(key)
+            let copy = self.local_store.get(&local)?;
+            let uid = o.uid()?;
+            (copy.uid() == Some(uid)).then_some(key)
         })
     }
 
     /// Waits until every watch has listed its objects once.
     pub(super) async fn wait_for_caches(&self) {
+        // A reflector store's wait fails only when its writer is gone, which then never
+        // fills it: the manager's run stops first.
         let mut waits = vec![
             self.remote_store.wait_until_ready().boxed(),
             self.local_store.wait_until_ready().boxed(),
-            self.namespaces.wait_until_ready().boxed(),
+            self.namespaces.wait_until_ready().map(drop).boxed(),
         ];
         for s in self.secrets.values() {
-            waits.push(s.wait_until_ready().boxed());
+            waits.push(s.wait_until_ready().map(drop).boxed());
         }
         futures::future::join_all(waits).await;
         info!(controller = %self.config.controller_name, "caches filled; reconciling");
@@ -314,12 +312,14 @@ impl<K: SyncObject> Inner<K> {
     /// carry: a warning when most are another controller's, which this controller will leave
     /// alone (a rename without `adopt_claims_from`, or regions that overlap).
     fn report_claims(&self) {
-        let objects = self.remote_store.state();
-        let shard = objects
+        let shard: Vec<_> = self
+            .remote_store
+            .state()
             .iter()
-            .filter(|o| self.is_ours(&key_of(o.as_ref())))
-            .map(|o| o.meta());
-        let census = ClaimCensus::count(shard, &self.config, &self.keys);
+            .filter(|o| self.is_ours(&o.key()))
+            .map(|o| o.meta())
+            .collect();
+        let census = ClaimCensus::count(&shard, &self.config, &self.keys);
         let me = &self.config.controller_name;
         if census.mostly_foreign()
             && let Some((other, count)) = census.main_foreign()
