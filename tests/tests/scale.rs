@@ -308,6 +308,20 @@ async fn a_long_wait_backs_off_and_ends_on_the_namespace_event() {
     tokio::time::sleep(HOLD).await;
     let waits = reconciles(&registry, &user, "waiting") - before;
 
+    // A change to the namespace that does not end the wait (here a label; in a mass deletion,
+    // the namespace controller's progress conditions) does not wake the waiting key.
+    const TOUCHES: u64 = 10;
+    let before = reconciles(&registry, &user, "waiting");
+    for i in 0..TOUCHES {
+        let label = serde_json::json!({"metadata": {"labels": {"sync.test/touch": i.to_string()}}});
+        namespaces
+            .patch(&ns, &PatchParams::default(), &Patch::Merge(label))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let woken = reconciles(&registry, &user, "waiting") - before;
+
     let released = tokio::time::Instant::now();
     let unhold = serde_json::json!({"metadata": {"finalizers": null}});
     cms.patch("hold", &PatchParams::default(), &Patch::Merge(unhold))
@@ -326,7 +340,15 @@ async fn a_long_wait_backs_off_and_ends_on_the_namespace_event() {
     let took = released.elapsed();
     stop.send(()).unwrap();
     handle.await.unwrap().unwrap();
-    eprintln!("{waits} waiting passes in {HOLD:?}; released {took:?} after the namespace could go");
+    eprintln!(
+        "{waits} waiting passes in {HOLD:?}; {woken} during {TOUCHES} namespace changes; \
+         released {took:?} after the namespace could go"
+    );
+    assert!(
+        woken <= 2,
+        "{woken} waiting passes during {TOUCHES} changes to the terminating namespace: each \
+         change woke the key, though none could end its wait"
+    );
     assert!(
         waits <= 9,
         "{waits} waiting passes while the namespace deletion was held for {HOLD:?}: the wait \

@@ -3,10 +3,10 @@
 //! Not kube's reflector store, for memory: at 100,000 objects per cluster the caches are most
 //! of the controller's heap. Here an object is found by its namespace and name alone (a
 //! reflector key also carries its own copy of the kind's `ApiResource`, the resource version
-//! and the UID), its labels and annotations are kept as sorted slices rather than B-tree maps
-//! (a map of even one entry costs an 11-slot node of about 540 bytes), and a relist updates
-//! the cache in place, removing what the list no longer shows at its end, rather than building
-//! a second full cache beside the first.
+//! and the UID); its labels and annotations are kept as one string each rather than as B-tree
+//! maps (a map of even one entry costs an 11-slot node of about 540 bytes, and two allocations
+//! per entry); and a relist updates the cache in place, removing what the list no longer shows
+//! at its end, rather than building a second full cache beside the first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -21,29 +21,52 @@ use tokio::sync::watch;
 use super::state::key_of;
 use crate::mapping::ObjectKey;
 
-/// One label or annotation: its key and value.
-type Pair = (Box<str>, Box<str>);
-
-/// Labels or annotations, sorted by key, as one slice.
+/// Labels or annotations in two allocations: every key and value one after the other in one
+/// string, and where each ends. `None` is no map at all, as distinct from an empty one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Fields(Option<Box<[Pair]>>);
+struct Fields(Option<Packed>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Packed {
+    text: Box<str>,
+    /// The end of each key and of each value in `text`, in the map's order (sorted by key).
+    ends: Box<[u32]>,
+}
 
 impl Fields {
     fn take(map: &mut Option<BTreeMap<String, String>>) -> Self {
-        Fields(map.take().map(|m| {
-            m.into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-                .collect()
+        let Some(map) = map.take() else {
+            return Fields(None);
+        };
+        let mut text = String::with_capacity(map.iter().map(|(k, v)| k.len() + v.len()).sum());
+        let mut ends = Vec::with_capacity(map.len() * 2);
+        for (k, v) in &map {
+            for part in [k, v] {
+                text.push_str(part);
+                // An object's metadata is far below 4 GiB: the API server limits a whole
+                // object to a few MiB.
+                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            }
+        }
+        Fields(Some(Packed {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
         }))
     }
 
     fn to_map(&self) -> Option<BTreeMap<String, String>> {
-        self.0.as_ref().map(|pairs| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
+        let Packed { text, ends } = self.0.as_ref()?;
+        let mut start = 0;
+        let mut parts = ends.iter().map(|&end| {
+            let part = text.get(start..end as usize).unwrap_or_default().to_owned();
+            start = end as usize;
+            part
+        });
+        let mut map = BTreeMap::new();
+        while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+            map.insert(k, v);
+        }
+        Some(map)
     }
 }
 
@@ -296,6 +319,25 @@ mod tests {
         writer.apply(&watcher::Event::InitDone);
         assert!(cache.get(&ObjectKey::new("ns", "x")).is_none());
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn labels_and_annotations_read_back_as_they_were() {
+        let maps = [
+            None,
+            Some(BTreeMap::new()),
+            Some(
+                [
+                    ("a".to_owned(), String::new()),
+                    (String::new(), "x".to_owned()),
+                    ("é/ü".to_owned(), "ß\0ok".to_owned()),
+                ]
+                .into(),
+            ),
+        ];
+        for map in maps {
+            assert_eq!(Fields::take(&mut map.clone()).to_map(), map);
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, PartialObjectMeta};
-use kube::runtime::reflector;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -135,15 +135,25 @@ impl<K: SyncObject> Inner<K> {
 
     /// A change to a namespace queues the key of the object this controller created it for
     /// (when another controller removes its mark, the namespace may be free to go, and no
-    /// object of ours announces that), and the keys of this controller's objects in it whose
-    /// last pass waited (for the namespace to go, or to finish terminating): their wait ends
-    /// on this event rather than on a poll. Costs O(objects in that namespace), through the
-    /// index.
+    /// object of ours announces that); its deletion queues that key too, and the keys of this
+    /// controller's objects in it whose last pass waited (for the namespace to go, or to
+    /// finish terminating): their wait ends on this event rather than on a poll. A change to
+    /// a terminating namespace queues nothing: only its deletion can matter now (in a mass
+    /// deletion the namespace controller updates each namespace several times as it empties
+    /// it). Costs O(objects in that namespace), through the index.
     pub(super) fn namespace_touched(&self, ns: &PartialObjectMeta<Namespace>) {
+        let namespace = ns.name_any();
+        // The watch fills the cache before it tells: a namespace the cache lacks is deleted.
+        let deleted = self.namespaces.get(&ObjectRef::new(&namespace)).is_none();
+        if !deleted && ns.metadata.deletion_timestamp.is_some() {
+            return;
+        }
         if let Some(key) = self.creator_key(ns) {
             let _ = self.queue.send(key);
         }
-        let namespace = ns.name_any();
+        if !deleted {
+            return;
+        }
         let mut names = self.local_index.names(&namespace);
         names.extend(self.remote_index.names(&namespace));
         names.sort_unstable();
