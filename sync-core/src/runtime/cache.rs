@@ -1,15 +1,18 @@
 //! The caches of one kind's objects, one per cluster, each filled by its watch.
 //!
 //! Not kube's reflector store, for memory: at 100,000 objects per cluster the caches are most
-//! of the controller's heap. Here an object is found by its namespace and name alone (a
-//! reflector key also carries its own copy of the kind's `ApiResource`, the resource version
-//! and the UID); its labels and annotations are kept as one string each rather than as B-tree
-//! maps (a map of even one entry costs an 11-slot node of about 540 bytes, and two allocations
-//! per entry); and a relist updates the cache in place, removing what the list no longer shows
-//! at its end, rather than building a second full cache beside the first.
+//! of the controller's heap. Here an object is found through a table keyed by its own
+//! namespace and name (a reflector key is a second copy of them, with its own copy of the
+//! kind's `ApiResource`, the resource version and the UID); its labels and annotations are
+//! kept in one allocation each, the controller's own annotation keys as one byte (B-tree maps
+//! cost an 11-slot node each, and two allocations per entry); and a relist updates the cache
+//! in place, removing what the list no longer shows at its end, rather than building a second
+//! full cache beside the first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hashbrown::hash_table::{self, HashTable};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
@@ -19,56 +22,12 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use super::state::key_of;
+
+mod fields;
+
 use crate::mapping::ObjectKey;
-
-/// Labels or annotations in two allocations: every key and value one after the other in one
-/// string, and where each ends. `None` is no map at all, as distinct from an empty one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Fields(Option<Packed>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Packed {
-    text: Box<str>,
-    /// The end of each key and of each value in `text`, in the map's order (sorted by key).
-    ends: Box<[u32]>,
-}
-
-impl Fields {
-    fn take(map: &mut Option<BTreeMap<String, String>>) -> Self {
-        let Some(map) = map.take() else {
-            return Fields(None);
-        };
-        let mut text = String::with_capacity(map.iter().map(|(k, v)| k.len() + v.len()).sum());
-        let mut ends = Vec::with_capacity(map.len() * 2);
-        for (k, v) in &map {
-            for part in [k, v] {
-                text.push_str(part);
-                // An object's metadata is far below 4 GiB: the API server limits a whole
-                // object to a few MiB.
-                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-            }
-        }
-        Fields(Some(Packed {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-        }))
-    }
-
-    fn to_map(&self) -> Option<BTreeMap<String, String>> {
-        let Packed { text, ends } = self.0.as_ref()?;
-        let mut start = 0;
-        let mut parts = ends.iter().map(|&end| {
-            let part = text.get(start..end as usize).unwrap_or_default().to_owned();
-            start = end as usize;
-            part
-        });
-        let mut map = BTreeMap::new();
-        while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
-            map.insert(k, v);
-        }
-        Some(map)
-    }
-}
+use fields::Fields;
+pub(super) use fields::Known;
 
 /// One cached object. Its labels and annotations are kept apart from it, so it is read
 /// through the methods here, which put them back, never through its own metadata.
@@ -78,18 +37,20 @@ pub(super) struct Entry<C> {
     bare: C,
     labels: Fields,
     annotations: Fields,
+    known: Arc<Known>,
 }
 
 impl<C: Resource + Clone> Entry<C> {
-    fn new(object: &C) -> Self {
+    fn new(object: &C, known: &Arc<Known>) -> Self {
         let mut bare = object.clone();
         let meta = bare.meta_mut();
-        let labels = Fields::take(&mut meta.labels);
-        let annotations = Fields::take(&mut meta.annotations);
+        let labels = Fields::take(&mut meta.labels, known);
+        let annotations = Fields::take(&mut meta.annotations, known);
         Entry {
             bare,
             labels,
             annotations,
+            known: known.clone(),
         }
     }
 
@@ -97,16 +58,16 @@ impl<C: Resource + Clone> Entry<C> {
     pub(super) fn object(&self) -> C {
         let mut o = self.bare.clone();
         let meta = o.meta_mut();
-        meta.labels = self.labels.to_map();
-        meta.annotations = self.annotations.to_map();
+        meta.labels = self.labels.to_map(&self.known);
+        meta.annotations = self.annotations.to_map(&self.known);
         o
     }
 
     /// The object's metadata, whole.
     pub(super) fn meta(&self) -> ObjectMeta {
         ObjectMeta {
-            labels: self.labels.to_map(),
-            annotations: self.annotations.to_map(),
+            labels: self.labels.to_map(&self.known),
+            annotations: self.annotations.to_map(&self.known),
             ..self.bare.meta().clone()
         }
     }
@@ -114,6 +75,11 @@ impl<C: Resource + Clone> Entry<C> {
     /// The namespace and name of the object.
     pub(super) fn key(&self) -> ObjectKey {
         key_of(&self.bare)
+    }
+
+    /// The namespace and name of the object, without a copy.
+    fn key_ref(&self) -> (&str, &str) {
+        key_ref(self.bare.meta())
     }
 
     /// A reference to the object, for events about it.
@@ -140,16 +106,68 @@ impl<C: Resource + Clone> Entry<C> {
     }
 }
 
-/// What a cache holds: each object with the list it was last confirmed by.
+/// The namespace and name of an object, as [`key_of`] reads them.
+fn key_ref(meta: &ObjectMeta) -> (&str, &str) {
+    let name = meta.name.as_deref().or(meta.generate_name.as_deref());
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        name.unwrap_or_default(),
+    )
+}
+
+/// What a cache holds: each object with the list it was last confirmed by, in a table keyed
+/// by the object's own namespace and name (no copy of them beside it).
 struct Objects<C> {
-    map: HashMap<ObjectKey, (u64, Arc<Entry<C>>)>,
+    table: HashTable<(u64, Arc<Entry<C>>)>,
+    hasher: RandomState,
     /// Counts the lists begun; an object last confirmed by an earlier list than the one
     /// that just completed is gone.
     list: u64,
 }
 
+impl<C: Resource + Clone> Objects<C> {
+    fn hash(&self, (namespace, name): (&str, &str)) -> u64 {
+        self.hasher.hash_one((namespace, name))
+    }
+
+    fn get(&self, key: &ObjectKey) -> Option<&Arc<Entry<C>>> {
+        let key = (key.namespace.as_str(), key.name.as_str());
+        self.table
+            .find(self.hash(key), |(_, e)| e.key_ref() == key)
+            .map(|(_, e)| e)
+    }
+
+    fn insert(&mut self, entry: Entry<C>) {
+        let key = entry.key_ref();
+        let hash = self.hash(key);
+        let value = (self.list, Arc::new(entry));
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |(_, e)| e.key_ref() == value.1.key_ref(),
+            |(_, e)| hasher.hash_one(e.key_ref()),
+        ) {
+            hash_table::Entry::Occupied(mut o) => *o.get_mut() = value,
+            hash_table::Entry::Vacant(v) => {
+                v.insert(value);
+            }
+        }
+    }
+
+    fn remove(&mut self, meta: &ObjectMeta) {
+        let key = key_ref(meta);
+        if let Ok(o) = self
+            .table
+            .find_entry(self.hash(key), |(_, e)| e.key_ref() == key)
+        {
+            o.remove();
+        }
+    }
+}
+
 struct Shared<C> {
     objects: RwLock<Objects<C>>,
+    known: Arc<Known>,
     /// Whether a first list completed.
     ready: watch::Sender<bool>,
 }
@@ -172,13 +190,16 @@ pub(super) struct CacheWriter<C> {
     shared: Arc<Shared<C>>,
 }
 
-/// An empty cache: its read half and its write half.
-pub(super) fn cache<C>() -> (ObjectCache<C>, CacheWriter<C>) {
+/// An empty cache, which keeps `known` keys of labels and annotations as one byte: its read
+/// half and its write half.
+pub(super) fn cache<C>(known: Known) -> (ObjectCache<C>, CacheWriter<C>) {
     let shared = Arc::new(Shared {
         objects: RwLock::new(Objects {
-            map: HashMap::new(),
+            table: HashTable::new(),
+            hasher: RandomState::new(),
             list: 0,
         }),
+        known: Arc::new(known),
         ready: watch::Sender::new(false),
     });
     (
@@ -199,25 +220,25 @@ impl<C> Shared<C> {
     }
 }
 
-impl<C> ObjectCache<C> {
+impl<C: Resource + Clone> ObjectCache<C> {
     /// The object under `key`, if the cache holds one.
     pub(super) fn get(&self, key: &ObjectKey) -> Option<Arc<Entry<C>>> {
-        self.shared.read().map.get(key).map(|(_, e)| e.clone())
+        self.shared.read().get(key).cloned()
     }
 
     /// Every object the cache holds.
     pub(super) fn state(&self) -> Vec<Arc<Entry<C>>> {
         self.shared
             .read()
-            .map
-            .values()
+            .table
+            .iter()
             .map(|(_, e)| e.clone())
             .collect()
     }
 
     /// How many objects the cache holds.
     pub(super) fn len(&self) -> usize {
-        self.shared.read().map.len()
+        self.shared.read().table.len()
     }
 
     /// Waits until the watch has listed its objects once.
@@ -232,22 +253,20 @@ impl<C> ObjectCache<C> {
 impl<C: Resource + Clone> CacheWriter<C> {
     /// Takes in one event of the watch.
     pub(super) fn apply(&mut self, event: &watcher::Event<C>) {
-        let mut objects = self.shared.write();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let list = objects.list;
-                objects
-                    .map
-                    .insert(key_of(o), (list, Arc::new(Entry::new(o))));
+                // Packed before the lock is taken: readers wait only for the insert.
+                let entry = Entry::new(o, &self.shared.known);
+                self.shared.write().insert(entry);
             }
-            watcher::Event::Delete(o) => {
-                objects.map.remove(&key_of(o));
-            }
-            watcher::Event::Init => objects.list += 1,
+            watcher::Event::Delete(o) => self.shared.write().remove(o.meta()),
+            watcher::Event::Init => self.shared.write().list += 1,
             watcher::Event::InitDone => {
-                let list = objects.list;
-                objects.map.retain(|_, (seen, _)| *seen == list);
-                drop(objects);
+                {
+                    let mut objects = self.shared.write();
+                    let list = objects.list;
+                    objects.table.retain(|(seen, _)| *seen == list);
+                }
                 self.shared.ready.send_replace(true);
             }
         }
@@ -256,6 +275,8 @@ impl<C: Resource + Clone> CacheWriter<C> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use k8s_openapi::api::core::v1::ConfigMap;
 
     use super::*;
@@ -282,7 +303,7 @@ mod tests {
 
     #[test]
     fn an_object_reads_back_whole() {
-        let (cache, mut writer) = cache::<ConfigMap>();
+        let (cache, mut writer) = cache::<ConfigMap>(Known::new(["a"]));
         let o = object("x", "1");
         writer.apply(&watcher::Event::Apply(o.clone()));
         let entry = cache.get(&ObjectKey::new("ns", "x")).expect("cached");
@@ -296,7 +317,7 @@ mod tests {
 
     #[test]
     fn a_relist_keeps_the_cache_until_it_ends_then_drops_what_it_did_not_show() {
-        let (cache, mut writer) = cache::<ConfigMap>();
+        let (cache, mut writer) = cache::<ConfigMap>(Known::new(["a"]));
         for e in [
             watcher::Event::Init,
             watcher::Event::InitApply(object("x", "1")),
@@ -321,28 +342,9 @@ mod tests {
         assert_eq!(cache.len(), 1);
     }
 
-    #[test]
-    fn labels_and_annotations_read_back_as_they_were() {
-        let maps = [
-            None,
-            Some(BTreeMap::new()),
-            Some(
-                [
-                    ("a".to_owned(), String::new()),
-                    (String::new(), "x".to_owned()),
-                    ("é/ü".to_owned(), "ß\0ok".to_owned()),
-                ]
-                .into(),
-            ),
-        ];
-        for map in maps {
-            assert_eq!(Fields::take(&mut map.clone()).to_map(), map);
-        }
-    }
-
     #[tokio::test]
     async fn the_cache_is_ready_once_a_first_list_ends() {
-        let (cache, mut writer) = cache::<ConfigMap>();
+        let (cache, mut writer) = cache::<ConfigMap>(Known::new(["a"]));
         writer.apply(&watcher::Event::Init);
         let waiting = tokio::spawn({
             let cache = cache.clone();

@@ -198,8 +198,24 @@ impl<K: SyncObject> Inner<K> {
             transform,
         } = setup;
         let ar = K::api_resource(&kind);
-        let (remote_store, remote_writer) = cache::cache();
-        let (local_store, local_writer) = cache::cache();
+        let keys = Keys::new(&config.domain);
+        // The annotations every synced object carries, kept as one byte each in the caches.
+        let known = || {
+            cache::Known::new(
+                [
+                    &keys.claimed_by,
+                    &keys.remote_generation,
+                    &keys.local_generation,
+                    &keys.local_uid,
+                    &keys.copy_id,
+                    &keys.managed_keys,
+                    &keys.secret_versions,
+                ]
+                .map(String::as_str),
+            )
+        };
+        let (remote_store, remote_writer) = cache::cache(known());
+        let (local_store, local_writer) = cache::cache(known());
         let (secret_stores, secret_writers) = secret_caches(&config.secrets);
         let reporter = Reporter {
             controller: config.controller_name.clone(),
@@ -211,7 +227,7 @@ impl<K: SyncObject> Inner<K> {
         shared.local_reach.listen(scoped.clone(), retry.clone());
         let (queue, queued) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner::<K> {
-            keys: Keys::new(&config.domain),
+            keys,
             mapping: Mapping::new(&config),
             recorder: Recorder::new(shared.remote.clone(), reporter),
             metrics: scoped,
