@@ -140,6 +140,7 @@ impl<K: SyncObject> Inner<K> {
             remote = %key,
             local = tracing::field::Empty,
         );
+        let _pass = self.pass_starts(&key);
         // A panic in a pass (the kind's own copy functions are user code) must not take the
         // key with it: the queue would wait for the pass for good. It counts as a failure.
         let pass = AssertUnwindSafe(self.reconcile_key(&key).instrument(span.clone()));
@@ -287,7 +288,10 @@ impl<K: SyncObject> Inner<K> {
                     return Ok(("waiting", Outcome::RequeueAfter(delay)));
                 }
                 step => {
-                    let answer = self.execute(&step, obs, key, cx.local_key).await?;
+                    let answer = {
+                        let _writing = self.write_starts(key);
+                        self.execute(&step, obs, key, cx.local_key).await?
+                    };
                     if let Answer::Namespace(ns) = &answer {
                         lock(&self.own_namespaces)
                             .insert(cx.local_key.namespace.clone(), ns.clone());

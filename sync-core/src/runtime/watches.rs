@@ -5,10 +5,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::ResourceExt;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -82,15 +82,13 @@ impl<K: SyncObject> Inner<K> {
                 me.index_after_cache(Side::Remote, Some(&o));
                 me.metrics.cached(Cluster::Remote, me.remote_store.len());
                 let key = key_of(&o);
-                let ours = me.is_ours(&key);
-                if ours {
-                    lock(&me.seen)
-                        .entry(key.clone())
-                        .or_default()
-                        .spec
-                        .get_or_insert_with(Instant::now);
+                // The echo of this controller's own write is no change to sync, and queues
+                // nothing: the pass that wrote already knows the object.
+                if !me.is_ours(&key) || !me.event_queues(&key, Side::Remote, o.meta()) {
+                    return stream::iter(Vec::new());
                 }
-                stream::iter(ours.then_some(key).into_iter().collect::<Vec<_>>())
+                me.first_seen(&key, Side::Remote, Instant::now());
+                stream::iter(vec![key])
             })
             .boxed()
     }
@@ -120,13 +118,12 @@ impl<K: SyncObject> Inner<K> {
                 };
                 me.index_after_cache(Side::Local, Some(&o));
                 me.metrics.cached(Cluster::Local, me.local_store.len());
-                let key = me.mapping.to_remote(&key_of(&o));
+                let key = me
+                    .mapping
+                    .to_remote(&key_of(&o))
+                    .filter(|key| me.event_queues(key, Side::Local, o.meta()));
                 if let Some(key) = &key {
-                    lock(&me.seen)
-                        .entry(key.clone())
-                        .or_default()
-                        .status
-                        .get_or_insert_with(Instant::now);
+                    me.first_seen(key, Side::Local, Instant::now());
                 }
                 stream::iter(key.into_iter().collect::<Vec<_>>())
             })
