@@ -23,10 +23,12 @@ use crate::syncable::SyncObject;
 
 /// How long to look again after, the first time a pass waits for an API server to finish
 /// something (a deletion); it doubles with each wait in a row, up to [`WAIT_MAX`]. The wait
-/// ends sooner on the event that ends it: the namespace's (which queues every key of that
-/// namespace) or the local object's.
+/// ends on the event that ends it: the namespace's deletion (which queues every waiting key
+/// of that namespace) or the local object's. The look is only a safety net, so it backs off
+/// far: in a mass deletion the namespace controller takes minutes to remove a thousand
+/// namespaces, and each look of each waiting object is a pass.
 const WAIT_DELAY: Duration = Duration::from_secs(1);
-const WAIT_MAX: Duration = Duration::from_secs(16);
+const WAIT_MAX: Duration = Duration::from_secs(60);
 /// At most this many writes in one pass for one key; then the key is queued again.
 const MAX_STEPS: usize = 12;
 
