@@ -47,6 +47,28 @@ async fn start_with_metrics(
     (tx, handle)
 }
 
+/// A controller of the namespaces of `t` with the suffix "-eu", as a new user named after
+/// `name`, counting into a registry of its own.
+async fn start_on_env(
+    t: &T,
+    name: &str,
+) -> (
+    String,
+    Registry,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
+) {
+    let user = unique_name(name);
+    let config = Database::defaults()
+        .controller_name(&user)
+        .namespace_prefix(t.prefix())
+        .remote_suffix("-eu");
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    (user, registry, stop, handle)
+}
+
 /// The value of the series `name` in `registry` whose labels include every one of `labels`.
 fn metric<T: std::str::FromStr>(
     registry: &Registry,
@@ -542,14 +564,7 @@ async fn a_new_object_costs_one_remote_metadata_write_when_its_status_reports_ge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_object_proven_gone_is_not_read_again_on_every_pass() {
     let t = test_env("proven").await;
-    let user = unique_name("proven");
-    let config = Database::defaults()
-        .controller_name(&user)
-        .namespace_prefix(t.prefix())
-        .remote_suffix("-eu");
-    let mut registry = Registry::default();
-    let metrics = Metrics::new(&mut registry);
-    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    let (user, registry, stop, handle) = start_on_env(&t, "proven").await;
     t.create(&t.ns, &db("a-eu", "s")).await;
     t.converged(&t.ns, "a-eu", &t.ns, "a").await;
     let hold = "example.com/hold".to_string();
@@ -602,14 +617,7 @@ async fn a_remote_object_proven_gone_is_not_read_again_on_every_pass() {
 async fn the_echo_of_the_controllers_own_write_queues_no_pass() {
     const OBJECTS: usize = 50;
     let t = test_env("echo").await;
-    let user = unique_name("echo");
-    let config = Database::defaults()
-        .controller_name(&user)
-        .namespace_prefix(t.prefix())
-        .remote_suffix("-eu");
-    let mut registry = Registry::default();
-    let metrics = Metrics::new(&mut registry);
-    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    let (user, registry, stop, handle) = start_on_env(&t, "echo").await;
     let names: Vec<String> = (0..OBJECTS).map(|i| format!("db{i}")).collect();
     create_all(&t.remote(&t.ns), names.iter().map(|n| format!("{n}-eu"))).await;
     for name in &names {

@@ -166,8 +166,9 @@ struct Inner<K: SyncObject> {
     fence: Fence,
     /// Told by each watch whether it works.
     readiness: Arc<Readiness>,
-    /// Resource versions of the objects this controller wrote last, per remote key, so a pass
-    /// never acts on a cache older than its own last write.
+    /// Resource versions of the objects this controller wrote, per remote key, until the
+    /// watches bring them back: a pass never acts on a cache older than its own last write,
+    /// and the watch event that only echoes such a write queues no pass.
     written: Mutex<HashMap<ObjectKey, LastWritten>>,
     /// When a change was first seen on each side and not yet synced, for the lag histograms.
     seen: Mutex<HashMap<ObjectKey, FirstSeen>>,
