@@ -13,7 +13,6 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::hash_table::{self, HashTable};
-
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::api::ApiResource;
@@ -22,10 +21,10 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use super::state::key_of;
+use crate::mapping::ObjectKey;
 
 mod fields;
 
-use crate::mapping::ObjectKey;
 use fields::Fields;
 pub(super) use fields::Known;
 
