@@ -217,6 +217,35 @@ async fn huge_annotations_that_do_not_fit_with_the_controllers_keys_are_reported
     ctl.stop().await;
 }
 
+/// A write the local API keeps refusing is retried with backoff (here 0.2 s doubling to 5 s),
+/// and each refusal is counted on one Event (its series), not stored as a new Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_again_and_again_is_one_event_that_counts_the_repeats() {
+    let t = test_env("repeat").await;
+    let ctl = start::<Database>(pair(), &t.name, |c| c.namespace_prefix(t.prefix())).await;
+    let mut many = db("many", "small");
+    many.metadata.annotations = Some(many_annotations(240_000));
+    t.create(&t.ns, &many).await;
+    let e = eventually("a series of three refusals", WAIT, || async {
+        let ev = events_for(&t.r, &t.ns, "many", "LocalWriteRejected").await;
+        match ev.as_slice() {
+            [e] if e.series.as_ref().is_some_and(|s| s.count >= 3) => Ok(e.clone()),
+            _ => Err(format!(
+                "{} events, counts {:?}",
+                ev.len(),
+                ev.iter()
+                    .map(|e| e.series.as_ref().map(|s| s.count))
+                    .collect::<Vec<_>>()
+            )),
+        }
+    })
+    .await;
+    assert!(note(&e).contains("Too long"), "{}", note(&e));
+    assert_eq!(e.reporting_controller.as_deref(), Some(t.name.as_str()));
+    assert!(t.local(&t.ns).get_opt("many").await.unwrap().is_none());
+    ctl.stop().await;
+}
+
 fn secret(name: &str, ns: &str, bytes: usize, owner: Option<&Database>) -> Secret {
     Secret {
         metadata: ObjectMeta {

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 
-use kube::runtime::events::{Event, EventType};
 use tracing::{debug, warn};
 
 use super::Inner;
@@ -202,18 +201,9 @@ impl<K: SyncObject> Inner<K> {
             }
             note.truncate(cut);
         }
-        let ev = Event {
-            type_: EventType::Warning,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        match self
-            .remote_call(self.recorder.publish(&ev, &reference))
-            .await
-        {
-            Ok(()) => self.metrics.wrote(Cluster::Remote, "create", "events"),
+        let warned = self.recorder.warn(reference, reason, action, note);
+        match self.remote_call(warned).await {
+            Ok(verb) => self.metrics.wrote(Cluster::Remote, verb, "events"),
             Err(e) => debug!(error = %e, "failed to publish event"),
         }
     }

@@ -17,7 +17,6 @@ use futures::stream::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{ApiResource, PartialObjectMeta};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -46,6 +45,7 @@ mod manager;
 mod namespaces;
 mod observe;
 mod pass;
+mod recorder;
 mod remote_writes;
 mod state;
 mod watch_stream;
@@ -56,6 +56,7 @@ use cache::ObjectCache;
 use index::NamespaceIndex;
 pub use kind::KindBuilder;
 pub use manager::SyncManager;
+use recorder::Recorder;
 use state::{FirstSeen, LastWritten};
 use watches::{SecretWriters, Trigger, Writers};
 
@@ -218,10 +219,6 @@ impl<K: SyncObject> Inner<K> {
         let (remote_store, remote_writer) = cache::cache(known());
         let (local_store, local_writer) = cache::cache(known());
         let (secret_stores, secret_writers) = secret_caches(&config.secrets);
-        let reporter = Reporter {
-            controller: config.controller_name.clone(),
-            instance: None,
-        };
         let retry = Arc::new(Notify::new());
         let scoped = shared.metrics.scoped(&config.controller_name);
         shared.remote_reach.listen(scoped.clone(), retry.clone());
@@ -230,7 +227,7 @@ impl<K: SyncObject> Inner<K> {
         let inner = Arc::new(Inner::<K> {
             keys,
             mapping: Mapping::new(&config),
-            recorder: Recorder::new(shared.remote.clone(), reporter),
+            recorder: Recorder::new(shared.remote.clone(), config.controller_name.clone()),
             metrics: scoped,
             budget: BudgetGuard::new(config.deletion_budget),
             remote_reach: shared.remote_reach.clone(),
