@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::metadata::{self, LocalMeta, Record};
-use super::{NotKeptWrite, Observed, PlanContext, SecretPayload, Step, annotation, terminating};
+use super::{
+    NotKeptWrite, Observed, PlanContext, SecretPayload, Step, Wait, annotation, terminating,
+};
 use crate::keys::Keys;
 use crate::syncable::SyncObject;
 
@@ -26,7 +28,7 @@ pub(super) fn plan_live<K: SyncObject>(
     match &obs.namespace {
         None => return Step::CreateNamespace,
         Some(ns) if ns.terminating => {
-            return Step::Wait("waiting for the terminating local namespace to go");
+            return Step::Wait(Wait::Namespace);
         }
         Some(ns) if ns.wants_mark(cx.config) => return Step::MarkNamespace,
         Some(_) => {}
@@ -35,7 +37,7 @@ pub(super) fn plan_live<K: SyncObject>(
         return create_local(remote, obs, cx, announce);
     };
     if terminating(local.meta()) {
-        return Step::Wait("waiting for the terminating local object to go");
+        return Step::Wait(Wait::LocalObject);
     }
     if let Some(step) = update_local(remote, local, obs, cx) {
         return step;

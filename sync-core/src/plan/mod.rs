@@ -188,6 +188,36 @@ pub struct PlanContext<'a> {
     pub local_key: &'a ObjectKey,
 }
 
+/// What a pass that waits waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The local namespace to be deleted: the namespace watch announces its deletion.
+    Namespace,
+    /// The local object to be deleted: the local watch announces its deletion.
+    LocalObject,
+    /// Nothing a watch announces: the remote object turned terminating during the pass, and
+    /// the next pass reads the objects that share its local namespace.
+    NextPass,
+}
+
+impl Wait {
+    /// Whether a watch event ends the wait (the runtime then looks again only as a safety net).
+    pub fn ends_on_event(self) -> bool {
+        !matches!(self, Wait::NextPass)
+    }
+
+    /// What is waited for, for logs.
+    pub fn why(self) -> &'static str {
+        match self {
+            Wait::Namespace => "waiting for the terminating local namespace to go",
+            Wait::LocalObject => "waiting for the terminating local object to go",
+            Wait::NextPass => {
+                "the remote object turned terminating during the pass; the next pass reads its siblings"
+            }
+        }
+    }
+}
+
 /// The next thing a reconcile pass does.
 #[derive(Clone, Debug)]
 pub enum Step<K> {
@@ -195,9 +225,9 @@ pub enum Step<K> {
     InSync,
     /// The object is paused on one side: no writes at all.
     Paused,
-    /// Something is in progress on the API server (a terminating object or namespace); look
-    /// again shortly.
-    Wait(&'static str),
+    /// Something is in progress on the API server (a terminating object or namespace), or the
+    /// pass saw too little to decide: see [`Wait`].
+    Wait(Wait),
     /// Another controller, named here, claimed the remote object: no writes at all. Its
     /// suffix or prefix overlaps this controller's; the reconciler reports it.
     ClaimedElsewhere(String),

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 
 use kube::core::ObjectMeta;
 
-use super::{Observed, PlanContext, Step, annotation, terminating};
+use super::{Observed, PlanContext, Step, Wait, annotation, terminating};
 use crate::config::{OnRemoteDelete, SyncConfig};
 use crate::keys::Keys;
 use crate::syncable::SyncObject;
@@ -197,9 +197,7 @@ pub(super) fn plan_cleanup<K: SyncObject>(
     }
     let me = cx.config;
     let Some(siblings) = &obs.siblings else {
-        return Some(Step::Wait(
-            "the remote object turned terminating during the pass; the next pass reads its siblings",
-        ));
+        return Some(Step::Wait(Wait::NextPass));
     };
     let sibling_needs = siblings.iter().any(Sibling::needs_namespace);
     let ns = obs.namespace.as_ref();
@@ -210,7 +208,7 @@ pub(super) fn plan_cleanup<K: SyncObject>(
         && !ns.needed_by_another(me)
     {
         return Some(if ns.terminating {
-            Step::Wait("waiting for the local namespace to be deleted")
+            Step::Wait(Wait::Namespace)
         } else {
             Step::DeleteNamespace {
                 uid: ns.uid.clone(),
@@ -252,7 +250,7 @@ fn delete_local<K: SyncObject>(obs: &Observed<K>, cx: &PlanContext<'_>) -> Optio
     // someone created by hand under a matching name is never deleted.
     annotation(local.meta(), &cx.keys.managed_keys)?;
     Some(if terminating(local.meta()) {
-        Step::Wait("waiting for the local object to be deleted")
+        Step::Wait(Wait::LocalObject)
     } else {
         Step::DeleteLocal(cx.config.propagation)
     })

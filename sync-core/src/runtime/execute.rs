@@ -32,7 +32,7 @@ impl<K: SyncObject> Inner<K> {
             Step::InSync | Step::Paused | Step::Wait(_) | Step::ClaimedElsewhere(_) => {
                 Ok(Answer::Done)
             }
-            Step::CreateNamespace => self.create_namespace(local_key, remote_obj).await,
+            Step::CreateNamespace => self.create_namespace(key, local_key, remote_obj).await,
             Step::MarkNamespace => {
                 let me = [self.config.controller_name.clone()];
                 self.mark_namespace(true, &me, local_key, remote_obj).await

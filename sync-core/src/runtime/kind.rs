@@ -12,6 +12,7 @@ use tracing::info;
 
 use super::pass::Elected;
 use super::state::lock;
+use super::watch_stream::Touched;
 use super::{Inner, KindSetup, Shared, Transform};
 use crate::config::SyncConfig;
 use crate::dynamic::Dynamic;
@@ -149,7 +150,7 @@ impl<K: SyncObject> KindBuilder<K> {
 pub(super) trait Running: Send + Sync {
     fn caches_ready(&self) -> BoxFuture<'_, ()>;
     fn synced_onto_itself(&self) -> Option<ObjectKey>;
-    fn namespace_touched(&self, ns: &PartialObjectMeta<Namespace>);
+    fn namespace_touched(&self, touched: &Touched<PartialObjectMeta<Namespace>>);
     fn run_queue(
         self: Arc<Self>,
         elected: Option<Arc<Elected>>,
@@ -167,8 +168,8 @@ impl<K: SyncObject> Running for Inner<K> {
         Inner::synced_onto_itself(self)
     }
 
-    fn namespace_touched(&self, ns: &PartialObjectMeta<Namespace>) {
-        Inner::namespace_touched(self, ns);
+    fn namespace_touched(&self, touched: &Touched<PartialObjectMeta<Namespace>>) {
+        Inner::namespace_touched(self, touched);
     }
 
     fn run_queue(

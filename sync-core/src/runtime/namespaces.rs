@@ -63,9 +63,12 @@ impl<K: SyncObject> Inner<K> {
         Answer::Namespace(NamespaceState::from_meta(meta, &self.keys))
     }
 
-    /// Creates the local namespace, saying for which object and by which controller.
+    /// Creates the local namespace, saying for which object and by which controller. Its
+    /// resource version is recorded as a local write of `key`, the object it is made for, so
+    /// its watch event (which queues that key) is known as an echo.
     pub(super) async fn create_namespace(
         &self,
+        key: &ObjectKey,
         local_key: &ObjectKey,
         remote_obj: Option<&K>,
     ) -> Result<Answer<K>, Error> {
@@ -107,6 +110,7 @@ impl<K: SyncObject> Inner<K> {
             .write_result(Cluster::Local, r, "create namespace".to_owned(), remote_obj)
             .await?;
         self.metrics.wrote(Cluster::Local, "create", "namespaces");
+        self.remember(key, None, Some(&created.metadata));
         *made = Some((Instant::now(), created.metadata.clone()));
         info!(namespace = %local_key.namespace, "created local namespace");
         Ok(self.namespace_answer(&created.metadata))

@@ -21,14 +21,18 @@ use crate::reachability::Failure;
 use crate::scheduler::{self, Backoff, Outcome};
 use crate::syncable::SyncObject;
 
-/// How long to look again after, the first time a pass waits for an API server to finish
-/// something (a deletion); it doubles with each wait in a row, up to [`WAIT_MAX`]. The wait
-/// ends on the event that ends it: the namespace's deletion (which queues every waiting key
-/// of that namespace) or the local object's. The look is only a safety net, so it backs off
-/// far: in a mass deletion the namespace controller takes minutes to remove a thousand
-/// namespaces, and each look of each waiting object is a pass.
-const WAIT_DELAY: Duration = Duration::from_secs(1);
-const WAIT_MAX: Duration = Duration::from_secs(60);
+/// How long a pass that waits for an event looks again after, the first time: the wait ends
+/// on the event that ends it (the namespace's deletion, which queues every key of that
+/// namespace, or the local object's), or on a relist of the namespaces, which queues every
+/// waiting key. The look is only a safety net, so it comes late and backs off, doubling with
+/// each wait in a row up to [`EVENT_WAIT_MAX`]: in a mass deletion the namespace controller
+/// takes minutes to remove a thousand namespaces, and each look of each waiting object is a
+/// pass, which would make the controller's work grow faster than the objects.
+const EVENT_WAIT_FIRST: Duration = Duration::from_secs(60);
+const EVENT_WAIT_MAX: Duration = Duration::from_secs(600);
+/// How long a pass that waits for nothing a watch announces looks again after, doubling up to
+/// [`EVENT_WAIT_FIRST`].
+const NEXT_PASS: Duration = Duration::from_secs(1);
 /// At most this many writes in one pass for one key; then the key is queued again.
 const MAX_STEPS: usize = 12;
 
@@ -278,15 +282,19 @@ impl<K: SyncObject> Inner<K> {
                     self.report_claimed(key, &owner, remote).await;
                     return Ok(("skipped", Outcome::Done));
                 }
-                Step::Wait(why) => {
+                Step::Wait(wait) => {
                     let n = {
                         let mut waits = lock(&self.waits);
                         let n = waits.entry(key.clone()).or_default();
                         *n = n.saturating_add(1);
                         *n
                     };
-                    let delay = WAIT_DELAY.saturating_mul(1 << (n - 1).min(8)).min(WAIT_MAX);
-                    debug!(why, ?delay, "waiting");
+                    let (first, max) = match wait.ends_on_event() {
+                        true => (EVENT_WAIT_FIRST, EVENT_WAIT_MAX),
+                        false => (NEXT_PASS, EVENT_WAIT_FIRST),
+                    };
+                    let delay = first.saturating_mul(1 << (n - 1).min(8)).min(max);
+                    debug!(why = wait.why(), ?delay, "waiting");
                     return Ok(("waiting", Outcome::RequeueAfter(delay)));
                 }
                 step => {

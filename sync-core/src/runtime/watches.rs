@@ -132,20 +132,36 @@ impl<K: SyncObject> Inner<K> {
 
     /// A change to a namespace queues the key of the object this controller created it for
     /// (when another controller removes its mark, the namespace may be free to go, and no
-    /// object of ours announces that); its deletion queues that key too, and the keys of this
-    /// controller's objects in it whose last pass waited (for the namespace to go, or to
-    /// finish terminating): their wait ends on this event rather than on a poll. A change to
-    /// a terminating namespace queues nothing: only its deletion can matter now (in a mass
-    /// deletion the namespace controller updates each namespace several times as it empties
-    /// it). Costs O(objects in that namespace), through the index.
-    pub(super) fn namespace_touched(&self, ns: &PartialObjectMeta<Namespace>) {
+    /// object of ours announces that), unless it only echoes this controller's own create. Its
+    /// deletion queues that key too, and the key of each of this controller's objects in it:
+    /// a pass that waits for the namespace to go ends its wait on this event rather than on a
+    /// poll, and one whose pass is running meanwhile runs again. A change to a terminating
+    /// namespace queues nothing: only its deletion can matter now (in a mass deletion the
+    /// namespace controller updates each namespace several times as it empties it). A relist
+    /// of the namespaces queues every key whose last pass waited: a namespace deleted while
+    /// the watch was down sent no event. Costs O(objects in that namespace), through the
+    /// index, or O(waiting keys) for a relist.
+    pub(super) fn namespace_touched(&self, touched: &Touched<PartialObjectMeta<Namespace>>) {
+        let ns = match touched {
+            Touched::Object(ns) => ns,
+            Touched::Listed => {
+                for key in lock(&self.waits).keys() {
+                    let _ = self.queue.send(key.clone());
+                }
+                return;
+            }
+        };
         let namespace = ns.name_any();
         // The watch fills the cache before it tells: a namespace the cache lacks is deleted.
         let deleted = self.namespaces.get(&ObjectRef::new(&namespace)).is_none();
         if !deleted && ns.metadata.deletion_timestamp.is_some() {
             return;
         }
-        if let Some(key) = self.creator_key(ns) {
+        // The namespace's own create is recorded as a local write of the key it was made for
+        // (one resource version sequence per cluster): its echo queues nothing.
+        if let Some(key) = self.creator_key(ns)
+            && (deleted || self.event_queues(&key, Side::Local, &ns.metadata))
+        {
             let _ = self.queue.send(key);
         }
         if !deleted {
@@ -155,12 +171,10 @@ impl<K: SyncObject> Inner<K> {
         names.extend(self.remote_index.names(&namespace));
         names.sort_unstable();
         names.dedup();
-        let waiting = lock(&self.waits);
         for name in names {
             if let Some(key) = self
                 .mapping
                 .to_remote(&ObjectKey::new(namespace.clone(), name))
-                && waiting.contains_key(&key)
             {
                 let _ = self.queue.send(key);
             }
@@ -352,13 +366,13 @@ impl<K: SyncObject> Inner<K> {
 }
 
 /// The one watch of local namespaces that all kinds of a manager share: it fills the cache,
-/// and tells each kind of every namespace it touched.
+/// and tells each kind of every namespace it touched, and of each relist.
 pub(super) fn namespace_watch(
     local: kube::Client,
     writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
     reach: Arc<Reachability>,
     health: WatchHealth,
-    touched: impl Fn(&PartialObjectMeta<Namespace>) + Send + 'static,
+    touched: impl Fn(&Touched<PartialObjectMeta<Namespace>>) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     let cfg = watcher::Config::default().any_semantic();
     let mut stream = watch_into(
@@ -370,9 +384,7 @@ pub(super) fn namespace_watch(
     );
     tokio::spawn(async move {
         while let Some(t) = stream.next().await {
-            if let Some(ns) = t.object() {
-                touched(&ns);
-            }
+            touched(&t);
         }
     })
 }

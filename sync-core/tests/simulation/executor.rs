@@ -120,7 +120,7 @@ pub fn describe(step: &Step<Thing>) -> String {
             uid,
             resource_version,
         } => format!("DeleteNamespace({uid:?}, rv {resource_version:?})"),
-        Step::Wait(why) => format!("Wait({why})"),
+        Step::Wait(wait) => format!("Wait({})", wait.why()),
         other => format!("{other:?}"),
     }
 }
