@@ -54,8 +54,10 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
 
 /// What a watch reports.
 pub(super) enum Touched<R> {
-    /// An object was added, changed or deleted, or came with a (re)list.
+    /// An object was added or changed, or came with a (re)list.
     Object(R),
+    /// An object was deleted (its last state).
+    Deleted(R),
     /// A (re)list completed and replaced the cache. An object that went away while the watch
     /// was down (its watch expired, 410 Gone) sent no delete event: it is simply not there.
     Listed,
@@ -64,7 +66,7 @@ pub(super) enum Touched<R> {
 impl<R> Touched<R> {
     pub(super) fn object(self) -> Option<R> {
         match self {
-            Touched::Object(o) => Some(o),
+            Touched::Object(o) | Touched::Deleted(o) => Some(o),
             Touched::Listed => None,
         }
     }
@@ -121,11 +123,10 @@ where
                 Err(_) => health.failed(),
             }
             let touched = match r {
-                Ok(
-                    watcher::Event::Apply(o)
-                    | watcher::Event::Delete(o)
-                    | watcher::Event::InitApply(o),
-                ) => Some(Touched::Object(o)),
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    Some(Touched::Object(o))
+                }
+                Ok(watcher::Event::Delete(o)) => Some(Touched::Deleted(o)),
                 Ok(watcher::Event::InitDone) => Some(Touched::Listed),
                 Ok(watcher::Event::Init) => None,
                 Err(e) => {

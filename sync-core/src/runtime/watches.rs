@@ -6,7 +6,7 @@ use futures::FutureExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PartialObjectMeta};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
@@ -72,7 +72,7 @@ impl<K: SyncObject> Inner<K> {
         watch_into(events, writer, reach, health, me.watched())
             .flat_map(move |t| {
                 let o = match t {
-                    Touched::Object(o) => o,
+                    Touched::Object(o) | Touched::Deleted(o) => o,
                     Touched::Listed => {
                         me.index_after_cache(Side::Remote, None);
                         me.metrics.cached(Cluster::Remote, me.remote_store.len());
@@ -109,7 +109,7 @@ impl<K: SyncObject> Inner<K> {
         watch_into(events, writer, reach, health, me.watched())
             .flat_map(move |t| {
                 let o = match t {
-                    Touched::Object(o) => o,
+                    Touched::Object(o) | Touched::Deleted(o) => o,
                     Touched::Listed => {
                         me.index_after_cache(Side::Local, None);
                         me.metrics.cached(Cluster::Local, me.local_store.len());
@@ -142,8 +142,9 @@ impl<K: SyncObject> Inner<K> {
     /// the watch was down sent no event. Costs O(objects in that namespace), through the
     /// index, or O(waiting keys) for a relist.
     pub(super) fn namespace_touched(&self, touched: &Touched<PartialObjectMeta<Namespace>>) {
-        let ns = match touched {
-            Touched::Object(ns) => ns,
+        let (ns, deleted) = match touched {
+            Touched::Object(ns) => (ns, false),
+            Touched::Deleted(ns) => (ns, true),
             Touched::Listed => {
                 for key in lock(&self.waits).keys() {
                     let _ = self.queue.send(key.clone());
@@ -152,8 +153,6 @@ impl<K: SyncObject> Inner<K> {
             }
         };
         let namespace = ns.name_any();
-        // The watch fills the cache before it tells: a namespace the cache lacks is deleted.
-        let deleted = self.namespaces.get(&ObjectRef::new(&namespace)).is_none();
         if !deleted && ns.metadata.deletion_timestamp.is_some() {
             return;
         }
