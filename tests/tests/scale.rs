@@ -31,6 +31,20 @@ async fn start_with_metrics(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
 ) {
+    let (stop, handle, _ready) = start_with_readiness(user, config, metrics).await;
+    (stop, handle)
+}
+
+/// [`start_with_metrics`], with the controller's readiness.
+async fn start_with_readiness(
+    user: &str,
+    config: SyncConfig,
+    metrics: Metrics,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let pair = pair();
     grant_controller::<Database>(pair, user, &config, false).await;
     let remote = pair.remote.client_as(user, &[]).await.unwrap();
@@ -41,14 +55,15 @@ async fn start_with_metrics(
         .metrics(metrics)
         .backoff(Duration::from_millis(200), Duration::from_secs(5))
         .shutdown_deadline(Duration::from_secs(5));
+    let ready = builder.readiness();
     let handle = tokio::spawn(builder.run(async move {
         let _ = rx.await;
     }));
-    (tx, handle)
+    (tx, handle, ready)
 }
 
 /// A controller of the namespaces of `t` with the suffix "-eu", as a new user named after
-/// `name`, counting into a registry of its own.
+/// `name`, counting into a registry of its own; returns once it is ready.
 async fn start_on_env(
     t: &T,
     name: &str,
@@ -65,7 +80,13 @@ async fn start_on_env(
         .remote_suffix("-eu");
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let (stop, handle) = start_with_metrics(&user, config, metrics).await;
+    let (stop, handle, mut ready) = start_with_readiness(&user, config, metrics).await;
+    // Ready once its caches are filled: an object created before then would come with the
+    // first list, and the pass every key gets after it would count as one with nothing to do.
+    tokio::time::timeout(SLOW, ready.wait_for(|r| *r))
+        .await
+        .expect("the controller is not ready within a minute")
+        .expect("the controller stopped before it was ready");
     (user, registry, stop, handle)
 }
 
