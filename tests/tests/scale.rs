@@ -21,16 +21,16 @@ use tokio::sync::oneshot;
 /// Longer than the common 30 s: these tests make tens of objects on shared planes.
 const SLOW: Duration = Duration::from_secs(60);
 
+/// A running reconciler: what its `run` returns when it stops.
+type Run = tokio::task::JoinHandle<Result<(), sync_core::RunError>>;
+
 /// Starts a reconciler as `user` with `config` (granted exactly its RBAC), counting into
 /// `metrics`; it stops when the returned sender is dropped or sent to.
 async fn start_with_metrics(
     user: &str,
     config: SyncConfig,
     metrics: Metrics,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
-) {
+) -> (oneshot::Sender<()>, Run) {
     let (stop, handle, _ready) = start_with_readiness(user, config, metrics).await;
     (stop, handle)
 }
@@ -40,11 +40,7 @@ async fn start_with_readiness(
     user: &str,
     config: SyncConfig,
     metrics: Metrics,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
-    tokio::sync::watch::Receiver<bool>,
-) {
+) -> (oneshot::Sender<()>, Run, tokio::sync::watch::Receiver<bool>) {
     let pair = pair();
     grant_controller::<Database>(pair, user, &config, false).await;
     let remote = pair.remote.client_as(user, &[]).await.unwrap();
@@ -64,15 +60,7 @@ async fn start_with_readiness(
 
 /// A controller of the namespaces of `t` with the suffix "-eu", as a new user named after
 /// `name`, counting into a registry of its own; returns once it is ready.
-async fn start_on_env(
-    t: &T,
-    name: &str,
-) -> (
-    String,
-    Registry,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), sync_core::RunError>>,
-) {
+async fn start_on_env(t: &T, name: &str) -> (String, Registry, oneshot::Sender<()>, Run) {
     let user = unique_name(name);
     let config = Database::defaults()
         .controller_name(&user)
