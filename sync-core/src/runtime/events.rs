@@ -192,15 +192,8 @@ impl<K: SyncObject> Inner<K> {
         reference: k8s_openapi::api::core::v1::ObjectReference,
         reason: &str,
         action: &str,
-        mut note: String,
+        note: String,
     ) {
-        if note.len() > 1000 {
-            let mut cut = 1000;
-            while !note.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            note.truncate(cut);
-        }
         let warned = self.recorder.warn(reference, reason, action, note);
         match self.remote_call(warned).await {
             Ok(verb) => self.metrics.wrote(Cluster::Remote, verb, "events"),

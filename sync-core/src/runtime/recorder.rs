@@ -26,6 +26,9 @@ use super::state::lock;
 /// client-go use the same six minutes).
 pub(super) const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 
+/// The longest note the API server takes on an Event, in bytes.
+const NOTE_MAX: usize = 1000;
+
 /// Below this many series, the cache is never swept.
 const SWEEP_MIN: usize = 1024;
 
@@ -111,14 +114,22 @@ impl Recorder {
     }
 
     /// Publishes a Warning event about `regarding`, or counts a repeat on the one stored.
-    /// Answers the verb it took (`create` or `patch`).
+    /// Answers the verb it took (`create` or `patch`). A note longer than the API takes is cut
+    /// to [`NOTE_MAX`] bytes.
     pub(super) async fn warn(
         &self,
         regarding: ObjectReference,
         reason: &str,
         action: &str,
-        note: String,
+        mut note: String,
     ) -> Result<&'static str, kube::Error> {
+        if note.len() > NOTE_MAX {
+            let mut cut = NOTE_MAX;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
         let key = SeriesKey {
             namespace: regarding.namespace.clone().unwrap_or_default(),
             name: regarding.name.clone().unwrap_or_default(),
