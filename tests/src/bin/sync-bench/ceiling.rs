@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use crate::child::SECRET;
 use crate::layout::{Layout, REMOTE_SUFFIX};
 use crate::local_controller::PHASE;
+use crate::procstat::CpuMeter;
 
 /// Runs `f` for `0..n`, `concurrency` at a time, stopping at the first error.
 pub async fn for_each<F, Fut>(n: usize, concurrency: usize, f: F) -> Result<()>
@@ -170,14 +171,17 @@ pub async fn controller_writes(
     Ok(started.elapsed())
 }
 
-/// Seconds to issue every write of a convergence run for `layout`, by one plain client.
+/// Seconds to issue every write of a convergence run for `layout`, by one plain client, and
+/// the CPU time `meter` splits them into.
 pub async fn pipeline(
     remote: &Client,
     local: &Client,
     layout: &Layout,
     concurrency: usize,
-) -> Result<Duration> {
+    meter: &CpuMeter,
+) -> Result<(Duration, serde_json::Value)> {
     prepare_remote(remote, layout, concurrency).await?;
+    let cpu = meter.snapshot();
     let started = Instant::now();
     create_local_namespaces(local, layout, concurrency).await?;
     let pp = PatchParams::default();
@@ -255,5 +259,6 @@ pub async fn pipeline(
         }
     })
     .await?;
-    Ok(started.elapsed())
+    let seconds = started.elapsed();
+    Ok((seconds, cpu.split_until(&meter.snapshot())))
 }

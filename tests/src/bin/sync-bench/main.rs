@@ -55,7 +55,7 @@ use tokio::time::Instant;
 
 use crate::layout::Layout;
 use crate::observer::{Observer, key};
-use crate::procstat::Sample;
+use crate::procstat::{CpuMeter, Sample};
 use crate::writes::Writes;
 
 /// Benchmark of the sync reconciler against real control planes.
@@ -428,6 +428,17 @@ async fn bench(args: Args) -> Result<()> {
     })
     .await?;
     let sample = || procstat::sample(controller.pid).unwrap_or_default();
+    // Where the machine's CPU goes while converging and in the pipeline ceiling.
+    let mut meter = CpuMeter::default();
+    if managed {
+        for (side, plane) in [("remote", &pair.remote), ("local", &pair.local)] {
+            for (component, pid) in plane.pids()? {
+                meter.add(format!("{side} {component}"), pid);
+            }
+        }
+    }
+    meter.add("controller", controller.pid);
+    meter.add("bench", std::process::id());
     let cpu_s = |a: Sample, b: Sample| b.cpu.saturating_sub(a.cpu).as_secs_f64();
     let at_ready = sample();
     let audit = Audit {
@@ -483,6 +494,7 @@ async fn bench(args: Args) -> Result<()> {
         Duration::from_millis(args.status_interval_ms.max(1)),
         probes_stopped,
     ));
+    let cpu_at_t0 = meter.snapshot();
     let t0 = Instant::now();
     ceiling::for_each(layout.objects, args.create_concurrency, |j| {
         let api = Api::<Database>::namespaced(admin_remote.clone(), &layout.namespace_of(j));
@@ -524,6 +536,7 @@ async fn bench(args: Args) -> Result<()> {
     };
     let converge_seconds = converged_at.saturating_duration_since(t0).as_secs_f64();
     let cpu_converged = sample();
+    let converge_cpu_split = cpu_at_t0.split_until(&meter.snapshot());
     log(format!("converged in {converge_seconds:.2}s"));
     let stages = observer.stages().await;
     let _ = stop_probes.send(true);
@@ -624,6 +637,7 @@ async fn bench(args: Args) -> Result<()> {
 
     // 5. The ceilings, on fresh namespaces, with no controller running.
     let (mut ceiling_seconds, mut pipeline_seconds) = (f64::NAN, f64::NAN);
+    let mut pipeline_cpu_split = Value::Null;
     if !args.skip_ceiling {
         log("ceiling: the controller's minimal writes by a plain client");
         let ceiling_layout = layout.with_prefix(&prefix("ceil"));
@@ -637,14 +651,16 @@ async fn bench(args: Args) -> Result<()> {
         .as_secs_f64();
         log("ceiling: every write of the pipeline by a plain client");
         let pipeline_layout = layout.with_prefix(&prefix("pipe"));
-        pipeline_seconds = ceiling::pipeline(
+        let (seconds, split) = ceiling::pipeline(
             &admin_remote,
             &admin_local,
             &pipeline_layout,
             plan.concurrency,
+            &meter,
         )
-        .await?
-        .as_secs_f64();
+        .await?;
+        pipeline_seconds = seconds.as_secs_f64();
+        pipeline_cpu_split = split;
     }
 
     let n = layout.objects as f64;
@@ -692,6 +708,8 @@ async fn bench(args: Args) -> Result<()> {
         "pipeline_ceiling_seconds": pipeline_seconds,
         "pipeline_ceiling_objects_per_second": pipeline_ops,
         "ratio_to_pipeline_ceiling": objects_per_second / pipeline_ops,
+        "converge_cpu_split_seconds": converge_cpu_split,
+        "pipeline_cpu_split_seconds": pipeline_cpu_split,
         "propagation_samples": latencies.len(),
         "propagation_p50_ms": quantile(&latencies, 0.5),
         "propagation_p99_ms": quantile(&latencies, 0.99),
@@ -752,6 +770,23 @@ async fn bench(args: Args) -> Result<()> {
         log(format!("figures written to {}", path.display()));
     }
     Ok(())
+}
+
+/// A CPU split (`procstat::CpuSnapshot::split_until`) on one line, largest first.
+fn split(v: &Value) -> String {
+    let Some(m) = v.as_object() else {
+        return "n/a".to_owned();
+    };
+    let mut parts: Vec<(&String, f64)> = m
+        .iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    parts
+        .iter()
+        .map(|(k, s)| format!("{k} {s:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn write_json(path: &Path, report: &Value) -> Result<()> {
@@ -891,6 +926,14 @@ fn print_table(r: &Value, writes: Option<&Writes>) {
         (
             "reconciles by outcome",
             r["controller_reconciles"].to_string(),
+        ),
+        (
+            "CPU s while converging, by process",
+            split(&r["converge_cpu_split_seconds"]),
+        ),
+        (
+            "CPU s in the pipeline ceiling, by process",
+            split(&r["pipeline_cpu_split_seconds"]),
         ),
         (
             "load average start / end",
