@@ -35,10 +35,12 @@ pub struct Options {
     pub concurrency: Option<usize>,
     /// `observed-generation`: the kind's status carries `observedGeneration`.
     pub observed_generation: Option<bool>,
+    /// `streaming-lists`: the kind's watches list with streaming lists.
+    pub streaming_lists: Option<bool>,
 }
 
 /// Every option a kind takes, with what it does: for `--help`, the README and error messages.
-pub const OPTIONS: [(&str, &str); 12] = [
+pub const OPTIONS: [(&str, &str); 13] = [
     (
         "remote-suffix",
         "remote names must end with it (overrides --remote-suffix)",
@@ -88,9 +90,14 @@ pub const OPTIONS: [(&str, &str); 12] = [
         "true when the kind's status has observedGeneration: a new object's claim also records \
          its generations, one remote write fewer (default false)",
     ),
+    (
+        "streaming-lists",
+        "true to fill the kind's caches with streaming lists (WatchList; the API servers must \
+         have it on) instead of paginated lists (default false)",
+    ),
 ];
 
-/// The values of `observed-generation`.
+/// The values of `observed-generation` and `streaming-lists`.
 pub const BOOLEAN: [(&str, bool); 2] = [("true", true), ("false", false)];
 
 /// The options that take a list: `secrets=a+b`, or the key repeated.
@@ -233,6 +240,10 @@ impl Options {
                 let v = named(&BOOLEAN, key, value)?;
                 once(&mut self.observed_generation, key, v)
             }
+            "streaming-lists" => {
+                let v = named(&BOOLEAN, key, value)?;
+                once(&mut self.streaming_lists, key, v)
+            }
             _ => Err(ResourceError::UnknownOption {
                 key: key.to_owned(),
             }),
@@ -275,6 +286,9 @@ impl Options {
         }
         if let Some(v) = self.observed_generation {
             c = c.status_observed_generation(v);
+        }
+        if let Some(v) = self.streaming_lists {
+            c = c.streaming_lists(v);
         }
         c
     }
@@ -329,6 +343,10 @@ impl fmt::Display for Options {
                 "observed-generation",
                 o.observed_generation
                     .map(|v| name_of(&BOOLEAN, v).to_owned()),
+            ),
+            (
+                "streaming-lists",
+                o.streaming_lists.map(|v| name_of(&BOOLEAN, v).to_owned()),
             ),
         ];
         let lists = [

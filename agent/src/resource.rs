@@ -264,12 +264,15 @@ mod tests {
             "databases.v1.acme.dev:remote-suffix=-eu,secrets=db-credentials+tls,\
              local-only=/spec/storageClass,secrets=extra,controller-name=db-sync,\
              propagation=background,on-remote-delete=orphan,concurrency=4,\
-             adopt-claims-from=old-db-sync,namespace-prefix=tenant-,observed-generation=true",
+             adopt-claims-from=old-db-sync,namespace-prefix=tenant-,observed-generation=true,\
+             streaming-lists=true",
         )
         .unwrap();
         let o = &r.options;
         assert_eq!(o.observed_generation, Some(true));
         assert!(o.apply(SyncConfig::new("x")).status_observed_generation);
+        assert_eq!(o.streaming_lists, Some(true));
+        assert!(o.apply(SyncConfig::new("x")).streaming_lists);
         assert_eq!(o.remote_suffix.as_deref(), Some("-eu"));
         assert_eq!(o.secrets, ["db-credentials", "tls", "extra"]);
         assert_eq!(o.local_only, ["/spec/storageClass"]);

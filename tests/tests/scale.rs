@@ -3,7 +3,8 @@
 //! - objects of other shards (another region's suffix) never reach its caches, so its memory
 //!   follows its own shard, not the whole management cluster;
 //! - many objects arriving together in a new namespace make one namespace create, not one
-//!   create per object with all but one refused (409).
+//!   create per object with all but one refused (409);
+//! - with streaming lists, the caches fill from the watch itself (no list response held whole).
 
 mod common;
 
@@ -726,4 +727,46 @@ async fn the_echo_of_the_controllers_own_namespace_create_queues_no_pass() {
         "{idle:.2} passes per object found nothing to do or a cache behind the controller's own \
          write (in_sync {in_sync}, skipped {skipped}): the namespace create's echo queued a pass"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_streaming_lists_the_caches_fill_from_the_watch_and_objects_sync() {
+    let pair = setup().await;
+    let remote = admin(&pair.remote).await;
+    let local: Client = admin(&pair.local).await;
+    let ns = unique_name("stream");
+    create_namespace(&remote, &ns).await;
+    let region = format!("-{}", unique_name("r"));
+    let remotes: Api<Database> = Api::namespaced(remote.clone(), &ns);
+    // Five objects before the controller starts: they come in its initial list.
+    create_all(&remotes, (0..5).map(|i| format!("before{i}{region}"))).await;
+
+    let user = unique_name("stream-ctl");
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let config = Database::defaults()
+        .controller_name(&user)
+        .remote_suffix(&region)
+        .secrets(["db-credentials"])
+        .streaming_lists(true);
+    let (stop, handle, mut ready) = start_with_readiness(&user, config, metrics).await;
+    // Ready only once every watch (objects on both sides, the secret) has had its initial
+    // events and the bookmark that ends them.
+    tokio::time::timeout(SLOW, ready.wait_for(|r| *r))
+        .await
+        .expect("the controller with streaming lists is not ready within a minute")
+        .expect("the controller stopped before it was ready");
+    assert_eq!(cached(&registry, &user, "Remote"), Some(5));
+    create_all(&remotes, (0..2).map(|i| format!("after{i}{region}"))).await;
+    let locals: Api<Database> = Api::namespaced(local.clone(), &ns);
+    eventually("the 7 objects synced", SLOW, || async {
+        match count(&locals).await? {
+            7 => Ok(()),
+            n => Err(format!("{n} local copies")),
+        }
+    })
+    .await;
+    assert_eq!(cached(&registry, &user, "Remote"), Some(7));
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
 }

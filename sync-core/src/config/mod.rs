@@ -109,6 +109,18 @@ pub struct SyncConfig {
     /// Leave it off for a kind whose status has no `observedGeneration`: the contract would
     /// read as current from the claim on, before the copy exists.
     pub status_observed_generation: bool,
+    /// Whether the kind's watches (remote and local objects, and the configured secrets) fill
+    /// their caches with a streaming list (Kubernetes' `WatchList`: the initial objects come as
+    /// watch events) instead of a paginated list. Off by default.
+    ///
+    /// A paginated list answered from the API server's watch cache can come as one response
+    /// however large the shard, which the controller holds whole while it parses it, at start
+    /// and at every relist; a streaming list never holds more than one object's event at a
+    /// time. It needs an API server with the `WatchList` feature gate on (it is on by default
+    /// in Kubernetes 1.35, which the tests run, and off by default in 1.33): one without it
+    /// refuses or ignores the request's `sendInitialEvents`, the watch never reports its list
+    /// as done, and the controller never becomes ready.
+    pub streaming_lists: bool,
     /// The controller names of the other kinds of the same [`SyncManager`](crate::SyncManager):
     /// a namespace one of them created is the manager's, so a local copy in it goes with its
     /// remote object as in a namespace of this controller's own. Set by the manager.
@@ -136,6 +148,7 @@ impl SyncConfig {
             namespace_annotations: BTreeMap::new(),
             remote_label_selector: None,
             status_observed_generation: false,
+            streaming_lists: false,
             partners: Vec::new(),
         }
     }
@@ -393,6 +406,20 @@ impl SyncConfig {
     #[must_use]
     pub fn status_observed_generation(mut self, on: bool) -> Self {
         self.status_observed_generation = on;
+        self
+    }
+
+    /// Sets [`SyncConfig::streaming_lists`]: the watches list with a streaming list.
+    ///
+    /// ```
+    /// use sync_core::SyncConfig;
+    ///
+    /// let config = SyncConfig::new("database-sync").streaming_lists(true);
+    /// assert!(config.streaming_lists);
+    /// ```
+    #[must_use]
+    pub fn streaming_lists(mut self, on: bool) -> Self {
+        self.streaming_lists = on;
         self
     }
 

@@ -2,6 +2,7 @@
 //! a controller whose objects are mostly claimed under another name was most likely renamed
 //! without listing its former name, or overlaps another region.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use kube::core::ObjectMeta;
@@ -25,15 +26,16 @@ pub struct ClaimCensus {
 
 impl ClaimCensus {
     /// Counts the claims of the remote objects of a shard (the objects whose names and
-    /// namespaces this controller's mapping accepts).
-    pub fn count<'m>(
-        shard: impl IntoIterator<Item = &'m ObjectMeta>,
+    /// namespaces this controller's mapping accepts). The objects' metadata may be made as the
+    /// count goes (owned items), so that only one exists at a time.
+    pub fn count<M: Borrow<ObjectMeta>>(
+        shard: impl IntoIterator<Item = M>,
         config: &SyncConfig,
         keys: &Keys,
     ) -> Self {
         let mut census = ClaimCensus::default();
         for meta in shard {
-            match claimed_by(meta, keys) {
+            match claimed_by(meta.borrow(), keys) {
                 None => census.unclaimed += 1,
                 Some(c) if c == config.controller_name => census.ours += 1,
                 Some(c) if config.is_own_name(c) => census.adopted += 1,

@@ -45,6 +45,7 @@ pub fn config(user: &str, concurrency: usize, budget: DeletionBudget) -> SyncCon
 pub const CHILD_WRAPPER: &str = "SYNC_BENCH_CHILD_WRAPPER";
 
 /// What the child is given on its command line.
+#[derive(Clone, Copy)]
 pub struct ChildArgs<'a> {
     /// The controller's user (and controller name).
     pub user: &'a str,
@@ -58,6 +59,9 @@ pub struct ChildArgs<'a> {
     pub deletion_budget: DeletionBudget,
     /// Where the child writes its metrics when it stops.
     pub metrics_out: &'a Path,
+    /// Whether the watches fill their caches with streaming lists
+    /// ([`SyncConfig::streaming_lists`]).
+    pub streaming_lists: bool,
 }
 
 /// Runs the controller in this process until SIGTERM or the end of stdin: the body of
@@ -74,7 +78,8 @@ pub async fn run(args: ChildArgs<'_>) -> Result<()> {
     let local = sync_tests::client_from_kubeconfig(args.local_kubeconfig).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let config = config(args.user, args.concurrency, args.deletion_budget);
+    let config = config(args.user, args.concurrency, args.deletion_budget)
+        .streaming_lists(args.streaming_lists);
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("install a SIGTERM handler");
@@ -146,6 +151,7 @@ impl Controller {
             .arg(crate::deletion::budget_arg(&args.deletion_budget))
             .arg("--metrics-out")
             .arg(args.metrics_out)
+            .args(args.streaming_lists.then_some("--streaming-lists"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

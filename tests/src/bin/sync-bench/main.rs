@@ -125,6 +125,15 @@ struct Args {
     /// that rotated logs are counted.
     #[arg(long, value_name = "MB")]
     audit_log_maxsize_mb: Option<u32>,
+    /// The controller's watches fill their caches with streaming lists (Kubernetes' WatchList)
+    /// instead of paginated lists.
+    #[arg(long)]
+    streaming_lists: bool,
+    /// After the controller has stopped (before the ceilings), start a fresh one on every
+    /// object of the run and measure its first list: time to ready, CPU, peak RSS and RSS once
+    /// settled (not with --delete-all, which leaves nothing to list).
+    #[arg(long, conflicts_with = "delete_all")]
+    restart_controller: bool,
     /// Internal: run as the controller child.
     #[arg(long, hide = true)]
     controller_child: bool,
@@ -160,6 +169,7 @@ fn main() -> ExitCode {
             concurrency: args.concurrency,
             deletion_budget: args.deletion_budget.unwrap_or_default(),
             metrics_out,
+            streaming_lists: args.streaming_lists,
         });
         return match runtime.block_on(run) {
             Ok(()) => ExitCode::SUCCESS,
@@ -418,15 +428,16 @@ async fn bench(args: Args) -> Result<()> {
     let observer = Observer::start(admin_remote.clone(), admin_local.clone()).await?;
     let local_controller = local_controller::start(local_controller_client.clone());
     let metrics_out = work.path().join("controller-metrics.txt");
-    let controller = child::Controller::spawn(child::ChildArgs {
+    let child_args = child::ChildArgs {
         user: CONTROLLER_USER,
         remote_kubeconfig: &child_remote,
         local_kubeconfig: &child_local,
         concurrency: plan.concurrency,
         deletion_budget: budget,
         metrics_out: &metrics_out,
-    })
-    .await?;
+        streaming_lists: args.streaming_lists,
+    };
+    let controller = child::Controller::spawn(child_args).await?;
     let sample = || procstat::sample(controller.pid).unwrap_or_default();
     // Where the machine's CPU goes while converging and in the pipeline ceiling.
     let mut meter = CpuMeter::default();
@@ -629,6 +640,12 @@ async fn bench(args: Args) -> Result<()> {
         }
     };
     let metrics = controller.stop().await?;
+    let restart = if args.restart_controller {
+        log("restart: a fresh controller lists every object of the run");
+        Some(restart(child_args).await?)
+    } else {
+        None
+    };
     drop(local_controller);
     // The ceilings run without the bench's watches, as a plain client would.
     drop(observer);
@@ -708,6 +725,8 @@ async fn bench(args: Args) -> Result<()> {
         "pipeline_ceiling_seconds": pipeline_seconds,
         "pipeline_ceiling_objects_per_second": pipeline_ops,
         "ratio_to_pipeline_ceiling": objects_per_second / pipeline_ops,
+        "streaming_lists": args.streaming_lists,
+        "restart": restart,
         "converge_cpu_split_seconds": converge_cpu_split,
         "pipeline_cpu_split_seconds": pipeline_cpu_split,
         "propagation_samples": latencies.len(),
@@ -770,6 +789,30 @@ async fn bench(args: Args) -> Result<()> {
         log(format!("figures written to {}", path.display()));
     }
     Ok(())
+}
+
+/// Starts a fresh controller on everything the run left and measures its first list: the
+/// time until it is ready, its CPU then, its peak RSS and its RSS after 10 s more (its first
+/// passes over every key).
+async fn restart(args: child::ChildArgs<'_>) -> Result<Value> {
+    let started = Instant::now();
+    let fresh = child::Controller::spawn(args).await?;
+    let ready_seconds = started.elapsed().as_secs_f64();
+    let at_ready = procstat::sample(fresh.pid).unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let settled = procstat::sample(fresh.pid).unwrap_or_default();
+    let metrics = fresh.stop().await?;
+    Ok(json!({
+        "ready_seconds": ready_seconds,
+        "cpu_seconds_at_ready": at_ready.cpu.as_secs_f64(),
+        "cpu_seconds_settled": settled.cpu.as_secs_f64(),
+        "rss_bytes_at_ready": at_ready.rss_bytes,
+        "peak_rss_bytes_at_ready": at_ready.peak_rss_bytes,
+        "rss_bytes_settled": settled.rss_bytes,
+        "peak_rss_bytes": settled.peak_rss_bytes,
+        "cached_objects": child::cached_objects(&metrics).iter().map(|(c, n)| (c.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "reconciles": child::reconciles_by_outcome(&metrics).iter().map(|(o, c)| (o.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
+    }))
 }
 
 /// A CPU split (`procstat::CpuSnapshot::split_until`) on one line, largest first.
@@ -926,6 +969,19 @@ fn print_table(r: &Value, writes: Option<&Writes>) {
         (
             "reconciles by outcome",
             r["controller_reconciles"].to_string(),
+        ),
+        (
+            "restart: ready s / peak RSS / RSS settled",
+            match r["restart"].as_object() {
+                Some(x) => format!(
+                    "{:.2} s / {} / {} (CPU at ready {:.2} s)",
+                    x["ready_seconds"].as_f64().unwrap_or(f64::NAN),
+                    x["peak_rss_bytes"],
+                    x["rss_bytes_settled"],
+                    x["cpu_seconds_at_ready"].as_f64().unwrap_or(f64::NAN)
+                ),
+                None => "n/a".to_owned(),
+            },
         ),
         (
             "CPU s while converging, by process",
