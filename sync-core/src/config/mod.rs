@@ -113,13 +113,14 @@ pub struct SyncConfig {
     /// their caches with a streaming list (Kubernetes' `WatchList`: the initial objects come as
     /// watch events) instead of a paginated list. Off by default.
     ///
-    /// A paginated list answered from the API server's watch cache can come as one response
-    /// however large the shard, which the controller holds whole while it parses it, at start
-    /// and at every relist; a streaming list never holds more than one object's event at a
-    /// time. It needs an API server with the `WatchList` feature gate on (it is on by default
-    /// in Kubernetes 1.35, which the tests run, and off by default in 1.33): one without it
-    /// refuses or ignores the request's `sendInitialEvents`, the watch never reports its list
-    /// as done, and the controller never becomes ready.
+    /// A paginated list (500 objects per page) holds at most a page's response at a time, at
+    /// start and at every relist; a streaming list holds one object's event at a time and
+    /// spares the API server the list's pages. At 10,000 objects the two cost the controller
+    /// the same memory within 3 MB (BENCHMARKS.md, "Relists"). It needs an API server with the
+    /// `WatchList` feature gate on (on by default in Kubernetes 1.35, which the tests run, and
+    /// off by default in 1.33): one without it refuses or ignores the request's
+    /// `sendInitialEvents`, the watch never reports its list as done, and the controller never
+    /// becomes ready.
     pub streaming_lists: bool,
     /// The controller names of the other kinds of the same [`SyncManager`](crate::SyncManager):
     /// a namespace one of them created is the manager's, so a local copy in it goes with its
