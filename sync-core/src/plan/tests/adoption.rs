@@ -165,3 +165,52 @@ fn the_census_counts_claims_by_whose_they_are() {
     assert!(renamed_without_listing.mostly_foreign());
     assert!(!ClaimCensus::default().mostly_foreign());
 }
+
+/// An object's metadata that counts how many of its kind are alive at once.
+struct Counted {
+    meta: ObjectMeta,
+    live: std::rc::Rc<std::cell::Cell<(usize, usize)>>,
+}
+
+impl Counted {
+    fn new(meta: ObjectMeta, live: &std::rc::Rc<std::cell::Cell<(usize, usize)>>) -> Self {
+        let (now, most) = live.get();
+        live.set((now + 1, most.max(now + 1)));
+        Counted {
+            meta,
+            live: live.clone(),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let (now, most) = self.live.get();
+        self.live.set((now - 1, most));
+    }
+}
+
+impl std::borrow::Borrow<ObjectMeta> for Counted {
+    fn borrow(&self) -> &ObjectMeta {
+        &self.meta
+    }
+}
+
+#[test]
+fn the_census_can_count_metadata_made_one_at_a_time() {
+    // The runtime makes each cached object's metadata as the count goes: at no point do the
+    // whole shard's exist together (13 MB at 10,000 objects when they did).
+    let f = renamed();
+    let live = std::rc::Rc::new(std::cell::Cell::new((0, 0)));
+    let owners = ["t", "old", "other-region", "x", "t"];
+    let census = ClaimCensus::count(
+        owners
+            .iter()
+            .map(|c| Counted::new(claimed_as(c).metadata, &live)),
+        &f.config,
+        &f.keys,
+    );
+    assert_eq!((census.ours, census.adopted), (2, 1));
+    assert_eq!(census.foreign_total(), 2);
+    assert_eq!(live.get(), (0, 1), "(alive now, most alive at once)");
+}
